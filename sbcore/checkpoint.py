@@ -1,0 +1,140 @@
+"""Checkpoints: weights in safetensors plus a JSON file of metadata beside them.
+
+``NAME.safetensors`` holds the tensors; ``NAME.json`` holds the architecture and its kwargs,
+class names, preprocessing, training recipe, measured metrics and the sha256 of the weights
+file, so ``load_checkpoint`` rebuilds the model from the files alone. Nothing is unpickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from sbcore.errors import CheckpointError, SBCoreError
+from sbcore.models.metadata import ModelMetadata
+
+FORMAT = "sbcore-checkpoint/1"
+_PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ and torch.save's zip container
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """(weights, metadata) paths for a checkpoint given by either file or by its stem."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, metadata: ModelMetadata | None = None) -> Path:
+    """Write ``path.safetensors`` and ``path.json``; returns the weights path.
+
+    ``metadata`` defaults to ``model.metadata``; the weights' sha256 is added to the JSON.
+    """
+    metadata = metadata or model.metadata
+    weights_path, meta_path = checkpoint_paths(path)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(weights_path))
+    document = {"format": FORMAT, **metadata.to_dict(), "weights_sha256": file_sha256(weights_path)}
+    meta_path.write_text(json.dumps(document, indent=2) + "\n")
+    return weights_path
+
+
+def read_metadata(path: str | Path) -> tuple[ModelMetadata, dict]:
+    """Parse a checkpoint's JSON; returns the metadata and the raw document."""
+    _, meta_path = checkpoint_paths(path)
+    if not meta_path.is_file():
+        raise CheckpointError(f"Metadata file {meta_path} is missing; a checkpoint is a .safetensors plus a .json.")
+    try:
+        document = json.loads(meta_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{meta_path.name} is not valid JSON metadata ({error}).") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT or "architecture" not in document:
+        raise CheckpointError(f"{meta_path.name} is not sbcore checkpoint metadata (expected format {FORMAT!r}).")
+    return ModelMetadata.from_dict(document), document
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; pickles and truncated or corrupt files get a specific error."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Weights file {path} does not exist.")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if not head:
+        raise CheckpointError(f"{path.name} is empty (0 bytes).")
+    if head.startswith(_PICKLE_MAGIC):
+        raise CheckpointError(
+            f"{path.name} is a pickle/torch.save file, not safetensors; pickles can run code and are not "
+            "opened here. Convert it with sbcore.convert_reference_state_dict or save it as safetensors."
+        )
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path.name} is truncated or not a safetensors file ({error}).") from None
+
+
+def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "state dict") -> None:
+    """Load a state dict strictly, naming missing, unexpected and mis-shaped keys in one message."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = [
+        f"{k}: {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatches (e.g. {'; '.join(mismatched[:3])})")
+    if problems:
+        architecture = getattr(getattr(model, "metadata", None), "architecture", type(model).__name__)
+        raise CheckpointError(f"The {source} does not fit {architecture}: " + "; ".join(problems) + ".")
+    model.load_state_dict(state_dict)
+
+
+def load_checkpoint(path: str | Path, expected_sha256: str | None = None, map_location: str = "cpu") -> nn.Module:
+    """Rebuild a model from ``path`` (.safetensors or .json, the other file beside it), in eval mode.
+
+    Raises CheckpointError naming the problem: missing or invalid metadata, unknown
+    architecture, pickle or truncated weights, sha256 mismatch, missing/unexpected/mis-shaped keys.
+    """
+    from sbcore.models.registry import build_model
+
+    metadata, document = read_metadata(path)
+    weights_path, _ = checkpoint_paths(path)
+    if not weights_path.is_file():
+        raise CheckpointError(f"Weights file {weights_path} is missing.")
+    actual = file_sha256(weights_path)
+    for expected in {expected_sha256, document.get("weights_sha256")} - {None}:
+        if actual != expected:
+            raise CheckpointError(
+                f"{weights_path.name} is corrupted or was replaced: sha256 {actual[:12]}... does not match "
+                f"the recorded {expected[:12]}...."
+            )
+    try:
+        model = build_model(metadata.architecture, **metadata.model_kwargs)
+    except SBCoreError as error:
+        raise CheckpointError(f"{weights_path.name}: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{weights_path.name}: its model_kwargs do not fit {metadata.architecture} ({error}).") from None
+    load_weights(model, read_state_dict(weights_path), source=weights_path.name)
+    model.metadata = metadata
+    return model.to(map_location).eval()

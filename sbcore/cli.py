@@ -1,0 +1,40 @@
+"""``sbcore`` command line: one subcommand per task, each defined next to the code it runs."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from sbcore.errors import SBCoreError
+
+Configure = Callable[[argparse._SubParsersAction], None]
+
+
+def _subcommands() -> list[Configure]:
+    from sbcore import cost, evaluate, train
+    from sbcore.analysis import cli as analysis_cli
+
+    return [cost.configure_cli, train.configure_cli, evaluate.configure_cli, *analysis_cli.CONFIGURE]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sbcore", description="Spatial Bias Explorer command line.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for configure in _subcommands():
+        configure(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; user errors print one line on stderr and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except SBCoreError as error:
+        print(f"sbcore {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Spatial bias: attention-free global context (Go & Ryu, arXiv 2302.12505)."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SpatialBiasSteps(NamedTuple):
+    """Every intermediate tensor of one spatial-bias branch, for teaching and analysis."""
+
+    reduced: torch.Tensor  # (B, K, H, W) after the 1x1 conv + BN + ReLU
+    pooled: torch.Tensor  # (B, K, R, R) after adaptive average pooling
+    mixed: torch.Tensor  # (B, N, R, R) after the 1D convolution over all R*R grid positions
+    upsampled: torch.Tensor  # (B, N, H', W') bilinearly resized to the 3x3 conv output
+
+
+class SpatialBias(nn.Module):
+    """Spatial-bias branch of a bottleneck block.
+
+    Squeezes a (B, C, H, W) feature map to K channels, pools it to an R x R grid, mixes all
+    R*R grid positions with a Conv1d (grid positions are the Conv1d's channels, the K reduced
+    channels its length; kernel 3, no padding), and returns N = K - kernel + 1 global maps of
+    shape (B, N, R, R). The block upsamples them and concatenates them to its 3x3 conv output.
+
+    Args:
+        in_channels: C, channels of the block's first 1x1 conv output.
+        reduced_channels: K (paper: 5).
+        grid_size: R (paper: 10 for ImageNet; smaller for CIFAR-size inputs).
+        kernel_size: kernel of the grid-mixing Conv1d along the K channels (paper: 3).
+    """
+
+    def __init__(
+        self, in_channels: int, reduced_channels: int = 5, grid_size: int = 10, kernel_size: int = 3
+    ) -> None:
+        super().__init__()
+        if reduced_channels < kernel_size:
+            raise ValueError(
+                f"reduced_channels ({reduced_channels}) must be >= kernel_size ({kernel_size}) "
+                "to produce at least one map"
+            )
+        self.reduced_channels = reduced_channels
+        self.grid_size = grid_size
+        self.num_maps = reduced_channels - kernel_size + 1
+        self.channel_reduction = nn.Sequential(
+            nn.Conv2d(in_channels, reduced_channels, kernel_size=1, bias=False),
+            nn.BatchNorm2d(reduced_channels),
+            nn.ReLU(inplace=True),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(grid_size)
+        positions = grid_size * grid_size
+        self.grid_mixing = nn.Conv1d(positions, positions, kernel_size=kernel_size, padding=0)
+
+    def mix(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(B, K, R, R) pooled features -> (B, N, R, R) spatial-bias maps."""
+        batch = pooled.shape[0]
+        # Grid positions become Conv1d channels so every output position sees every input one.
+        # reshape (not squeeze) keeps the batch dimension when B == 1.
+        positions_first = pooled.reshape(batch, self.reduced_channels, -1).transpose(1, 2)
+        mixed = self.grid_mixing(positions_first)  # (B, R*R, N)
+        return mixed.transpose(1, 2).reshape(batch, self.num_maps, self.grid_size, self.grid_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, N, R, R) raw spatial-bias maps."""
+        return self.mix(self.pool(self.channel_reduction(x)))
+
+    def steps(self, x: torch.Tensor, output_size: tuple[int, int]) -> SpatialBiasSteps:
+        """Run the branch step by step and keep every intermediate tensor."""
+        reduced = self.channel_reduction(x)
+        pooled = self.pool(reduced)
+        mixed = self.mix(pooled)
+        return SpatialBiasSteps(reduced, pooled, mixed, upsample_maps(mixed, output_size))
+
+
+def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinearly resize (B, N, R, R) maps to (B, N, *size), align_corners=False."""
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
