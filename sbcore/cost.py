@@ -1,0 +1,130 @@
+"""Cost accounting: parameters (total, added by spatial bias and non-local blocks, per stage) and
+FLOPs counted by ``torch.utils.flop_counter`` on a real forward pass."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from sbcore.layers import NonLocal2d, SpatialBias
+
+
+@dataclass
+class CostReport:
+    """Parameter and FLOP counts of one model at one input size (FLOPs: multiply-adds x 2)."""
+
+    architecture: str
+    input_size: tuple[int, int, int]
+    params: int
+    params_spatial_bias: int
+    params_non_local: int
+    flops: int
+    per_stage: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> total / spatial_bias / non_local
+
+    @property
+    def params_added(self) -> int:
+        return self.params_spatial_bias + self.params_non_local
+
+
+def _block_extra_params(block: nn.Module) -> tuple[int, int]:
+    """(spatial-bias, non-local) parameters a block adds over its plain counterpart.
+
+    Spatial bias costs its branch plus the N extra input channels of conv3 and the N extra
+    affine channels of bn2.
+    """
+    spatial_bias = 0
+    branch = getattr(block, "spatial_bias", None)
+    if isinstance(branch, SpatialBias):
+        spatial_bias = sum(p.numel() for p in branch.parameters())
+        spatial_bias += branch.num_maps * block.conv3.out_channels + 2 * branch.num_maps
+    non_local = getattr(block, "non_local", None)
+    nl_params = sum(p.numel() for p in non_local.parameters()) if isinstance(non_local, NonLocal2d) else 0
+    return spatial_bias, nl_params
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int, int, dict[str, dict[str, int]]]:
+    """(total, spatial-bias, non-local, per-stage breakdown) parameter counts."""
+    per_stage: dict[str, dict[str, int]] = {}
+    total_sb = total_nl = 0
+    for stage_name in getattr(model, "stage_names", []):
+        stage = getattr(model, stage_name)
+        sb = nl = 0
+        for block in stage:
+            block_sb, block_nl = _block_extra_params(block)
+            sb, nl = sb + block_sb, nl + block_nl
+        per_stage[stage_name] = {"total": sum(p.numel() for p in stage.parameters()), "spatial_bias": sb, "non_local": nl}
+        total_sb, total_nl = total_sb + sb, total_nl + nl
+    return sum(p.numel() for p in model.parameters()), total_sb, total_nl, per_stage
+
+
+@torch.no_grad()
+def count_flops(model: nn.Module, input_size: tuple[int, int, int]) -> int:
+    """FLOPs of one forward pass on a single (C, H, W) image, counted by FlopCounterMode."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, *input_size, device=device))
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def cost_report(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> CostReport:
+    """Parameters and FLOPs; ``input_size`` defaults to the model's preprocessing input size."""
+    metadata = getattr(model, "metadata", None)
+    size = tuple(input_size or metadata.preprocessing.input_size)
+    total, sb, nl, per_stage = count_parameters(model)
+    architecture = metadata.architecture if metadata else type(model).__name__
+    return CostReport(architecture, size, total, sb, nl, count_flops(model, size), per_stage)
+
+
+def format_report(report: CostReport, baseline: CostReport | None = None) -> str:
+    """Human-readable summary, with differences against a plain baseline when given."""
+    c, h, w = report.input_size
+    lines = [
+        f"{report.architecture} at {c}x{h}x{w}",
+        f"  params            {report.params / 1e6:9.3f} M",
+        f"  added by SB       {report.params_spatial_bias / 1e6:9.3f} M",
+        f"  added by NL       {report.params_non_local / 1e6:9.3f} M",
+        f"  FLOPs             {report.flops / 1e9:9.3f} G ({report.flops / 1e6:.1f} M)",
+    ]
+    if baseline is not None:
+        lines += [
+            f"  vs {baseline.architecture}: {(report.params - baseline.params) / 1e6:+.3f} M params, "
+            f"{(report.flops - baseline.flops) / 1e9:+.3f} GFLOPs",
+        ]
+    lines.append("  per stage (params: total / SB / NL):")
+    for stage, counts in report.per_stage.items():
+        lines.append(f"    {stage}: {counts['total']:,} / {counts['spatial_bias']:,} / {counts['non_local']:,}")
+    return "\n".join(lines)
+
+
+def plain_counterpart(architecture: str) -> str:
+    """``sbnl_resnet50`` -> ``resnet50``: the plain baseline of a variant."""
+    return architecture.split("_", 1)[1] if "_" in architecture else architecture
+
+
+def _run_info(args: argparse.Namespace) -> None:
+    from sbcore.models import create_model
+
+    kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("in_chans", args.in_chans)) if v}
+    model = create_model(args.model, **kwargs)
+    size = (model.metadata.preprocessing.input_size[0], args.input_size, args.input_size) if args.input_size else None
+    report = cost_report(model, size)
+    baseline = None
+    if plain_counterpart(args.model) != args.model:
+        baseline = cost_report(create_model(plain_counterpart(args.model), **kwargs), report.input_size)
+    print(format_report(report, baseline))
+
+
+def configure_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``sbcore info MODEL``."""
+    parser = subparsers.add_parser("info", help="parameters (total, added by SB/NL, per stage) and FLOPs of a model")
+    parser.add_argument("model", help="registered architecture, e.g. sb_resnet50 or sb_resnet38")
+    parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
+    parser.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the model's)")
+    parser.add_argument("--in-chans", type=int, default=None, help="input channels (default: the model's)")
+    parser.set_defaults(run=_run_info)
