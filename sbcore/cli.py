@@ -11,10 +11,10 @@ Configure = Callable[[argparse._SubParsersAction], None]
 
 
 def _subcommands() -> list[Configure]:
-    from sbcore import cost, evaluate, train
+    from sbcore import cost, evaluate, model_card, train
     from sbcore.analysis import cli as analysis_cli
 
-    return [cost.configure_cli, train.configure_cli, evaluate.configure_cli, *analysis_cli.CONFIGURE]
+    return [cost.configure_cli, model_card.configure_cli, train.configure_cli, evaluate.configure_cli, *analysis_cli.CONFIGURE]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -140,3 +140,15 @@ def create_model(name: str, pretrained: bool | str = False, **kwargs) -> nn.Modu
             )
         return model
     return build_model(architecture, **kwargs)
+
+
+def resolve_model(spec: str, **kwargs) -> nn.Module:
+    """A model from one string, as the CLI and app accept it: a checkpoint path (.safetensors or
+    .json), shipped weights (``"sb_resnet38.fmnist"``) or an architecture (random weights)."""
+    from sbcore import checkpoint
+
+    if spec.endswith((".safetensors", ".json")) or Path(spec).exists():
+        return checkpoint.load_checkpoint(spec)
+    if "." in spec:
+        return create_model(spec, pretrained=True)
+    return create_model(spec, **kwargs)

@@ -1,0 +1,80 @@
+"""Model cards: a Markdown summary of a model built from its metadata and measured cost."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from torch import nn
+
+from sbcore.cost import cost_report
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def model_card_markdown(model: nn.Module) -> str:
+    """Architecture, cost, test accuracy (top-1/top-5, per class, confusion matrix) and recipe, as Markdown."""
+    meta = model.metadata
+    cost = cost_report(model)
+    c, h, w = cost.input_size
+    lines = [f"# {meta.pretrained or meta.architecture}", ""]
+    lines += ["## Architecture", ""]
+    lines += _table(
+        ["architecture", "input", "classes", "params", "added by SB", "added by NL", "FLOPs"],
+        [[meta.architecture, f"{c}x{h}x{w}", str(len(meta.class_names)), f"{cost.params / 1e6:.3f} M",
+          f"{cost.params_spatial_bias / 1e6:.3f} M", f"{cost.params_non_local / 1e6:.3f} M",
+          f"{cost.flops / 1e6:.1f} M"]],
+    )
+    lines += ["", f"Options: `{meta.model_kwargs}`; spatial-bias and non-local settings: {_placement(model)}.", ""]
+    test = meta.metrics.get("test")
+    if test:
+        lines += ["## Test accuracy", "", f"Top-1 **{test['top1']:.2f}%**, top-5 {test['top5']:.2f}% on "
+                  f"{test['samples']} images ({meta.metrics.get('test_split', 'test split')}); "
+                  f"held-out validation top-1 {meta.metrics.get('val_top1', float('nan')):.2f}%.", ""]
+        lines += _table(["class", "accuracy"], [[n, f"{a:.1f}%"] for n, a in zip(meta.class_names, test["per_class"])])
+        lines += ["", "Confusion matrix (rows: true class, columns: predicted):", ""]
+        short = [n[:8] for n in meta.class_names]
+        lines += _table(["true \\ pred", *short], [[s, *map(str, row)] for s, row in zip(short, test["confusion"])])
+        lines.append("")
+    if meta.training:
+        recipe = meta.training
+        lines += ["## Training", ""]
+        keys = ["dataset", "epochs", "batch_size", "peak_lr", "optimizer", "momentum", "weight_decay", "schedule",
+                "warmup_epochs", "label_smoothing", "autocast", "channels_last", "seed", "train_images",
+                "val_images", "world_size", "wall_seconds", "hardware", "torch"]
+        lines += _table(["setting", "value"], [[k, str(recipe[k])] for k in keys if k in recipe])
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _placement(model: nn.Module) -> str:
+    sb_blocks = [n for n, m in model.named_modules() if n.endswith(".spatial_bias") and m is not None]
+    nl_blocks = [n.rsplit(".", 1)[0] for n, m in model.named_modules() if n.endswith(".non_local")]
+    parts = []
+    if sb_blocks:
+        branch = model.get_submodule(sb_blocks[0])
+        stages = sorted({n.split(".")[0] for n in sb_blocks})
+        parts.append(f"SB in {', '.join(stages)} ({len(sb_blocks)} blocks), K={branch.reduced_channels}, "
+                     f"R={branch.grid_size}, N={branch.num_maps}")
+    if nl_blocks:
+        parts.append(f"NL after {', '.join(nl_blocks)}")
+    return "; ".join(parts) or "none (plain ResNet)"
+
+
+def _run_card(args: argparse.Namespace) -> None:
+    from sbcore.models.registry import resolve_model
+
+    text = model_card_markdown(resolve_model(args.model))
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text)
+
+
+def configure_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``sbcore card MODEL``."""
+    parser = subparsers.add_parser("card", help="print or write a model card (Markdown) from a checkpoint's metadata")
+    parser.add_argument("model", help="shipped weights (e.g. sb_resnet38.fmnist) or a checkpoint path")
+    parser.add_argument("--out", default=None, help="write the card to this file instead of printing it")
+    parser.set_defaults(run=_run_card)
