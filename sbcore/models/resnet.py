@@ -285,7 +285,10 @@ class ResNet(nn.Module):
             Intermediates, with ``attention[name]`` of shape (B, Hk, Wk): how much the query
             position attends to each key position of that block.
         """
-        result = Intermediates(logits=x)
+        stages: dict[str, torch.Tensor] = {}
+        maps: dict[str, torch.Tensor] = {}
+        upsampled: dict[str, torch.Tensor] = {}
+        attention: dict[str, torch.Tensor] = {}
         x = self.forward_stem(x)
         for stage_name, stage in self.stages():
             for index, block in enumerate(stage):
@@ -293,13 +296,11 @@ class ResNet(nn.Module):
                 out = block.forward_detailed(x)
                 x = out.features
                 if out.spatial_bias is not None:
-                    result.spatial_bias[name] = out.spatial_bias
-                    result.spatial_bias_upsampled[name] = out.spatial_bias_upsampled
+                    maps[name], upsampled[name] = out.spatial_bias, out.spatial_bias_upsampled
                 if out.attention is not None:
-                    result.attention[name] = _query_attention(out.attention, out.attention_grids, query)
-            result.stages[stage_name] = x
-        result.logits = self.forward_head(x)
-        return result
+                    attention[name] = _query_attention(out.attention, out.attention_grids, query)
+            stages[stage_name] = x
+        return Intermediates(self.forward_head(x), stages, maps, upsampled, attention)
 
 
 def _query_attention(
