@@ -1,0 +1,159 @@
+"""Explore: one image through one model: top-5, the model's view, spatial-bias maps, one branch
+step by step, and non-local attention for a clicked query point."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import compute, inputs, plots, state
+from sbcore import analysis
+from sbcore.images import model_view
+
+st.title("Explore")
+st.caption(
+    "Pick an image and a model: see what it predicts, the pixels it actually sees, the global maps its "
+    "spatial-bias branches add, and where its non-local blocks look."
+)
+
+names = state.model_names()
+picker_model, picker_image = st.columns([1, 2])
+name = picker_model.selectbox(
+    "Model", names, index=names.index(state.DEFAULT_MODEL) if state.DEFAULT_MODEL in names else 0,
+    format_func=state.model_label, key="explore_model",
+)
+with picker_image:
+    picked = inputs.image_picker("explore")
+image = inputs.open_image(picked)
+if image is None:
+    st.stop()
+
+model = state.get_model(name)
+key = state.model_key(name)
+meta = model.metadata
+channels, height, width = meta.preprocessing.input_size
+
+# The query lives in session state so a click on the attention chart can move the sliders.
+row_key, col_key = f"explore_query_row_{height}", f"explore_query_col_{width}"
+st.session_state.setdefault(row_key, height // 2)
+st.session_state.setdefault(col_key, width // 2)
+query = ((st.session_state[row_key] + 0.5) / height, (st.session_state[col_key] + 0.5) / width)
+
+original, seen, predicted = st.columns([1, 1, 1.4])
+with seen:
+    invert = st.checkbox(
+        "Invert colours",
+        value=meta.preprocessing.dark_background and inputs.light_background(image),
+        key=f"explore_invert_{picked.digest}_{name}",
+        help=inputs.INVERT_HELP,
+    )
+view = model_view(image, meta.preprocessing, invert)
+result = compute.maps(model, key, picked.data, invert, query)
+
+with original:
+    st.image(image, caption=f"{picked.name}: {image.width}x{image.height}", width="stretch")
+with seen:
+    st.image(plots.enlarge(view), caption=f"As the model sees it: {channels}x{height}x{width}", width="stretch")
+    plots.download("Model input PNG", plots.png_bytes(view), f"{picked.name}_model_input.png", key="explore_view_png")
+with predicted:
+    top = result.predictions[0]
+    st.markdown(f"Predicted: **{top.label}** ({top.probability:.1%})")
+    if picked.label:
+        st.caption(f"True label: {picked.label}")
+    if not meta.metrics:
+        st.caption("This checkpoint records no test accuracy: its predictions may mean little.")
+    frame = pd.DataFrame(
+        {"rank": range(1, len(result.predictions) + 1), "class": [p.label for p in result.predictions],
+         "probability": [p.probability for p in result.predictions]}
+    )
+    plots.show_chart(plots.predictions_figure(frame), "explore_top5", f"{name}_top5", frame)
+
+blocks = analysis.spatial_bias_blocks(model)
+st.header("Spatial-bias maps")
+if not blocks:
+    st.info(f"{name} has no spatial-bias branches. Pick an sb_ or sbnl_ model to see them.")
+else:
+    controls = st.columns(4)
+    block = controls[0].selectbox("Block", blocks, index=len(blocks) - 1, key="explore_block")
+    maps = result.spatial_bias[block]
+    map_index = controls[1].selectbox(
+        "Map", range(len(maps.raw)), format_func=lambda i: f"map {i + 1} of {len(maps.raw)}", key="explore_map"
+    )
+    opacity = controls[2].slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="explore_opacity")
+    cmap = controls[3].selectbox("Colour map", plots.COLOUR_MAPS, key="explore_cmap")
+    stats = maps.stats[map_index]
+    low, high = stats["min"], stats["max"]
+    overlay, raw = st.columns([1.2, 1])
+    with overlay:
+        figure = plots.image_figure(
+            view, maps.upsampled[map_index], cmap=cmap, opacity=opacity, zmin=low, zmax=high,
+            title=f"{block}, map {map_index + 1}, upsampled to {height}x{width}",
+        )
+        plots.show_chart(figure, "explore_overlay", f"{name}_{block}_map{map_index + 1}")
+        st.caption(f"min {low:.3g} · mean {stats['mean']:.3g} · max {high:.3g}")
+        plots.download(
+            "Overlay PNG", plots.overlay_png(view, maps.upsampled[map_index], cmap, opacity, low, high),
+            f"{name}_{block}_map{map_index + 1}.png", key="explore_overlay_png",
+        )
+    with raw:
+        grid = maps.raw.shape[-1]
+        titles = [f"map {i + 1} ({grid}x{grid})" for i in range(len(maps.raw))]
+        plots.show_chart(
+            plots.heatmap_grid(list(maps.raw), titles, cmap=cmap, columns=len(titles), height_per_row=240),
+            "explore_raw", f"{name}_{block}_raw_maps", plots.map_frame(maps.raw[map_index]),
+        )
+        st.caption(
+            "The raw R x R maps the branch computes. Each is stacked on the block's 3x3-conv output and mixed "
+            "with the local features by the block's last 1x1 conv."
+        )
+
+    st.header("Inside one spatial-bias branch")
+    steps = compute.branch_steps(model, key, picked.data, invert, block)
+    index = st.select_slider(
+        "Step", options=range(len(steps)), format_func=lambda i: f"{i + 1}. {steps[i].title}", key="explore_step"
+    )
+    step = steps[index]
+    st.markdown(f"**{step.title}**: shape `{tuple(step.shape)}`")
+    st.write(step.explanation)
+    shown = step.maps[:8]
+    plots.show_chart(
+        plots.heatmap_grid(list(shown), [f"channel {i + 1}" for i in range(len(shown))], cmap=cmap, columns=8,
+                           height_per_row=180),
+        "explore_steps", f"{name}_{block}_step{index + 1}", plots.map_frame(shown[0]),
+    )
+    if len(step.maps) > len(shown):
+        st.caption(f"Showing the first {len(shown)} of {len(step.maps)} channels.")
+    plots.download(
+        "All steps (JSON)",
+        [{"title": s.title, "shape": list(s.shape), "explanation": s.explanation} for s in steps],
+        f"{name}_{block}_steps.json", key="explore_steps_json",
+    )
+
+nl_blocks = analysis.non_local_blocks(model)
+if nl_blocks:
+    st.header("Non-local attention")
+    st.caption(
+        "A non-local block compares every position with every other one. Click a point on the image (or use the "
+        "sliders) to see which positions that query attends to."
+    )
+    settings, chart = st.columns([1, 2])
+    nl_block = settings.selectbox("Non-local block", nl_blocks, key="explore_nl_block")
+    settings.slider("Query row", 0, height - 1, key=row_key)
+    settings.slider("Query column", 0, width - 1, key=col_key)
+    attention = result.attention[nl_block]
+
+    def _move_query() -> None:
+        position = plots.clicked_position(st.session_state["explore_attention"], view.shape)
+        if position is not None:
+            st.session_state[row_key] = min(int(position[0] * height), height - 1)
+            st.session_state[col_key] = min(int(position[1] * width), width - 1)
+
+    with chart:
+        figure = plots.image_figure(
+            view, attention, cmap=st.session_state.get("explore_cmap", "inferno"), opacity=0.65,
+            zmin=float(attention.min()), zmax=float(attention.max()), marker=query, click_grid=min(height, 28),
+            title=f"{nl_block}: attention of the query (cross)",
+        )
+        plots.show_chart(
+            figure, "explore_attention", f"{name}_{nl_block}_attention", plots.map_frame(attention),
+            on_select=_move_query, selection_mode="points",
+        )

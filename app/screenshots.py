@@ -1,0 +1,152 @@
+"""Screenshots of every page for docs/, taken in headless Chromium against a real server.
+
+    python -m app.screenshots [--out docs] [--chromium /usr/bin/chromium]
+
+Starts ``streamlit run app/main.py`` on a free port, opens each page (running the ERF and the
+benchmark with their default settings), saves ``<out>/<page>.png`` and prints the time from
+starting the server to the first rendered prediction. ``start_server`` and ``wait_idle`` are
+shared with the end-to-end test.
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def free_port() -> int:
+    """An unused localhost TCP port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def start_server(log_path: Path, port: int | None = None, timeout: float = 90.0) -> Iterator[str]:
+    """Run the app headless on localhost, yield its URL once healthy, stop it afterwards.
+
+    The server's stdout and stderr go to ``log_path`` (checked for tracebacks by the tests).
+    """
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if server.poll() is not None:
+                    raise RuntimeError(f"streamlit exited with {server.returncode}; see {log_path}")
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"streamlit did not answer within {timeout:.0f} s; see {log_path}")
+                    time.sleep(0.25)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def wait_idle(page, timeout_ms: float = 120_000) -> None:
+    """Wait until Streamlit has finished running the script (its "Running" indicator is gone)."""
+    page.wait_for_timeout(300)  # let a rerun that was just triggered start
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && document.querySelectorAll('[data-stale=\"true\"]').length === 0",
+        timeout=timeout_ms,
+    )
+
+
+def capture(page, path: Path) -> None:
+    """Screenshot the whole page: Streamlit scrolls inside its main element, so grow the viewport to fit it."""
+    size = page.viewport_size
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
+    page.wait_for_timeout(500)  # charts re-layout to the new size
+    page.screenshot(path=path)
+    page.set_viewport_size(size)
+
+
+def _open(page, url: str, text: str) -> None:
+    page.goto(url)
+    page.get_by_text(text, exact=False).first.wait_for(timeout=180_000)
+    wait_idle(page, 180_000)
+
+
+def take_screenshots(out: Path, chromium: str = CHROMIUM) -> float:
+    """Save one PNG per page into ``out``; returns seconds from server start to the first prediction."""
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as logs, start_server(Path(logs) / "server.log") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        _open(page, url, "Predicted:")
+        first_prediction = time.monotonic() - started
+        capture(page, out / "explore.png")
+
+        page.get_by_label("Model", exact=True).click()  # a non-local model to show its attention too
+        page.get_by_role("option", name="sbnl_resnet38.fmnist").click()
+        page.get_by_text("Non-local attention").wait_for(timeout=120_000)
+        wait_idle(page)
+        attention = page.locator(".js-plotly-plot").last
+        attention.scroll_into_view_if_needed()
+        plot_area = attention.locator(".nsewdrag").first.bounding_box()
+        page.mouse.click(plot_area["x"] + 0.7 * plot_area["width"], plot_area["y"] + 0.3 * plot_area["height"])
+        wait_idle(page)
+        capture(page, out / "explore_non_local.png")
+
+        _open(page, f"{url}/compare", "Attributing class")
+        capture(page, out / "compare.png")
+
+        _open(page, f"{url}/receptive_field", "Compute")
+        page.get_by_role("button", name="Compute").click()
+        page.get_by_text("Area ratios").wait_for(timeout=300_000)
+        wait_idle(page)
+        capture(page, out / "receptive_field.png")
+
+        _open(page, f"{url}/throughput", "Run benchmark")
+        page.get_by_role("button", name="Run benchmark").click()
+        page.get_by_text("Against the paper").wait_for(timeout=300_000)
+        wait_idle(page)
+        capture(page, out / "throughput.png")
+
+        _open(page, f"{url}/models", "Parameters")
+        capture(page, out / "models.png")
+        browser.close()
+    return first_prediction
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for the PNGs (default: docs/)")
+    parser.add_argument("--chromium", default=CHROMIUM, help="Chromium executable")
+    args = parser.parse_args()
+    seconds = take_screenshots(args.out, args.chromium)
+    print(f"Screenshots in {args.out}; first prediction {seconds:.1f} s after starting the server.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Fixtures for the app tests: the repository root on sys.path and AppTest sessions per page."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+MAIN = ROOT / "app" / "main.py"
+SAMPLES = ROOT / "assets" / "samples"
+
+
+@pytest.fixture
+def open_page():
+    """``open_page("compare", **state)``: an AppTest session run once on that page, with widget
+    values preset through session state (keys as in the page) before the first run of the page."""
+
+    def run(page: str, **preset) -> AppTest:
+        at = AppTest.from_file(str(MAIN), default_timeout=180)
+        at.run()
+        if page != "explore":
+            at.switch_page(f"pages/{page}.py")
+        for key, value in preset.items():
+            at.session_state[key] = value
+        return at.run()
+
+    return run
+

@@ -1,0 +1,103 @@
+"""Explore page: default render, widgets, uploads good and bad."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+from PIL import Image
+
+from conftest import SAMPLES
+
+import sbcore
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _bomb_png(side: int = 100_000) -> bytes:
+    """A tiny PNG file announcing side x side pixels (10 G pixels for the default)."""
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    body = _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"\0" * 100)) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+def _prediction(at) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("Predicted:"))
+
+
+def test_default_page_shows_the_default_model_and_sample_with_spatial_bias_maps(open_page):
+    at = open_page("explore")
+    assert not at.exception, at.exception
+    assert at.selectbox(key="explore_model").value == "sb_resnet38.fmnist"
+    classes = sbcore.create_model("sb_resnet38.fmnist", pretrained=True).metadata.class_names
+    predicted = _prediction(at).split("**")[1]
+    assert predicted in classes
+    assert [b for b in at.selectbox(key="explore_block").options][-1] == "layer3.3"
+    assert any(h.value == "Inside one spatial-bias branch" for h in at.header)
+    assert not at.error
+
+
+def test_changing_block_map_step_and_colours_rerenders(open_page):
+    at = open_page("explore")
+    at.selectbox(key="explore_block").set_value("layer1.0")
+    at.selectbox(key="explore_map").set_value(2)
+    at.slider(key="explore_opacity").set_value(0.3)
+    at.selectbox(key="explore_cmap").set_value("viridis")
+    at.run()
+    assert not at.exception, at.exception
+    at.select_slider(key="explore_step").set_value(3).run()
+    assert not at.exception, at.exception
+    assert any(m.value.startswith("**1D convolution**") for m in at.markdown)
+
+
+def test_non_local_model_offers_attention_with_a_movable_query(open_page):
+    at = open_page("explore")
+    at.selectbox(key="explore_model").set_value("nl_resnet38.fmnist").run()
+    assert not at.exception, at.exception
+    assert any(h.value == "Non-local attention" for h in at.header)
+    assert any("no spatial-bias branches" in i.value for i in at.info)
+    at.slider(key="explore_query_row_28").set_value(3)
+    at.slider(key="explore_query_col_28").set_value(25)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["explore_query_row_28"] == 3
+
+
+def test_uploaded_photo_of_any_mode_is_used_and_inverted_for_a_dark_background_model(open_page):
+    at = open_page("explore")
+    photo = Image.open(SAMPLES / "photo_coffee.jpg").convert("RGBA")  # RGBA: alpha must be handled
+    light = Image.new("LA", (64, 48), (255, 255))  # light background, grey+alpha mode
+    light.paste((0, 255), (16, 12, 48, 36))
+    for name, data in (("coffee.png", _png(photo)), ("dark_square.png", _png(light))):
+        at.file_uploader(key="explore_upload").set_value((name, data, "image/png")).run()
+        assert not at.exception, at.exception
+        assert not at.error, [e.value for e in at.error]
+        assert any(name in caption for image in at.image for caption in image.captions)
+    invert = next(c for c in at.checkbox if c.key.startswith("explore_invert_"))
+    assert invert.value is True  # Fashion-MNIST models see light objects on black
+
+
+def test_bad_uploads_show_one_error_and_the_page_recovers(open_page):
+    at = open_page("explore")
+    truncated = (SAMPLES / "photo_coffee.jpg").read_bytes()[:2000]
+    cases = [
+        ("notes.png", b"this is plain text, not an image", "not an image"),
+        ("empty.png", b"", "empty"),
+        ("cut.jpg", truncated, "truncated"),
+        ("bomb.png", _bomb_png(), "too large"),
+    ]
+    for name, data, message in cases:
+        at.file_uploader(key="explore_upload").set_value((name, data, "image/png")).run()
+        assert not at.exception, at.exception
+        assert len(at.error) == 1 and message in at.error[0].value and name in at.error[0].value
+    at.file_uploader(key="explore_upload").set_value(None).run()
+    assert not at.error
+    assert _prediction(at)
