@@ -1,0 +1,42 @@
+"""Analysis instruments: spatial-bias maps and attention, Captum attributions, effective
+receptive fields and throughput, for any sbcore ResNet."""
+from sbcore.analysis.attribution import ATTRIBUTION_METHODS, Attribution, attribute, normalise_heatmap
+from sbcore.analysis.erf import (
+    AREA_THRESHOLDS,
+    ERFResult,
+    effective_receptive_field,
+    noise_images,
+    radial_profile,
+    theoretical_receptive_field,
+)
+from sbcore.analysis.maps import BlockMaps, BranchStep, MapsResult, spatial_bias_maps, spatial_bias_steps
+from sbcore.analysis.predict import Prediction, predict
+from sbcore.analysis.structure import non_local_blocks, spatial_bias_blocks, stage_names
+from sbcore.analysis.throughput import DTYPES, ThroughputRow, format_throughput_table, measure_throughput
+
+__all__ = [
+    "AREA_THRESHOLDS",
+    "ATTRIBUTION_METHODS",
+    "Attribution",
+    "BlockMaps",
+    "BranchStep",
+    "DTYPES",
+    "ERFResult",
+    "MapsResult",
+    "Prediction",
+    "ThroughputRow",
+    "attribute",
+    "effective_receptive_field",
+    "format_throughput_table",
+    "measure_throughput",
+    "noise_images",
+    "non_local_blocks",
+    "normalise_heatmap",
+    "predict",
+    "radial_profile",
+    "spatial_bias_blocks",
+    "spatial_bias_maps",
+    "spatial_bias_steps",
+    "stage_names",
+    "theoretical_receptive_field",
+]

@@ -1,0 +1,306 @@
+"""``sbcore maps | explain | erf | bench``: the analysis instruments from the command line.
+
+Each subcommand writes PNG figures plus JSON/CSV numbers into ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from sbcore.analysis import figures
+from sbcore.analysis.attribution import ATTRIBUTION_METHODS, attribute
+from sbcore.analysis.erf import effective_receptive_field, noise_images, radial_profile
+from sbcore.analysis.maps import spatial_bias_maps, spatial_bias_steps
+from sbcore.analysis.predict import class_label
+from sbcore.analysis.throughput import DTYPES, format_throughput_table, measure_throughput
+from sbcore.errors import SBCoreError
+from sbcore.images import load_image, model_view, preprocess
+
+MODEL_HELP = (
+    "a registered architecture at random initialisation (sb_resnet50, resnet38, ...), shipped weights "
+    "as ARCH.TAG (sb_resnet38.fmnist), or a checkpoint path (.safetensors or .json)"
+)
+
+
+def load_model(spec: str, device: str = "cpu") -> nn.Module:
+    """A model from a registered name, shipped ``arch.tag`` weights or a checkpoint path, in eval mode."""
+    from sbcore.checkpoint import load_checkpoint
+    from sbcore.models import create_model
+
+    path = Path(spec)
+    if path.suffix in (".safetensors", ".json") or path.exists():
+        model = load_checkpoint(path)
+    elif "." in spec:
+        model = create_model(spec, pretrained=True)
+    else:
+        model = create_model(spec)
+    return model.to(device).eval()
+
+
+def _model_key(spec: str) -> str:
+    """The name a model gets in tables: the spec itself, or a checkpoint's file stem."""
+    path = Path(spec)
+    return path.with_suffix("").name if path.suffix in (".safetensors", ".json") or path.exists() else spec
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _write_json(path: Path, data: object) -> Path:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def _tqdm_progress(bar: tqdm) -> Callable[[int, int], None]:
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update
+
+
+def _input(model: nn.Module, image_path: str, invert: bool, device: str) -> tuple[torch.Tensor, np.ndarray]:
+    """(model input (1, C, H, W), the uint8 view of it) for one image file."""
+    image = load_image(image_path)
+    preprocessing = model.metadata.preprocessing
+    return preprocess(image, preprocessing, invert).to(device), model_view(image, preprocessing, invert)
+
+
+def _add_common(parser: argparse.ArgumentParser, images: bool = True) -> None:
+    parser.add_argument("model", help=MODEL_HELP)
+    parser.add_argument("--out", required=True, help="folder for the PNG and JSON/CSV results (created if missing)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N (default: cpu)")
+    if images:
+        parser.add_argument(
+            "--invert", action="store_true",
+            help="invert the image (255 - pixel) before normalising; use it for dark objects on a light "
+            "background with models trained on light-on-dark data such as Fashion-MNIST",
+        )
+
+
+# --- maps -------------------------------------------------------------------------------------------
+
+
+def _run_maps(args: argparse.Namespace) -> None:
+    model, out = load_model(args.model, args.device), _out_dir(args)
+    query = tuple(args.query)
+    for image_path in tqdm(args.images, desc="maps", unit="image"):
+        x, view = _input(model, image_path, args.invert, args.device)
+        result = spatial_bias_maps(model, x, query=query, top_k=args.top_k)
+        stem = Path(image_path).stem
+        if result.spatial_bias:
+            figures.save(figures.maps_figure(view, result), out / f"{stem}_maps.png")
+        if result.attention:
+            figures.save(figures.attention_figure(view, result, query), out / f"{stem}_attention.png")
+        if args.steps:
+            steps = spatial_bias_steps(model, x, args.steps)
+            figures.save(figures.steps_figure(steps), out / f"{stem}_steps_{args.steps}.png")
+        _write_json(out / f"{stem}_maps.json", {
+            "model": args.model,
+            "image": str(image_path),
+            "predictions": [asdict(p) for p in result.predictions],
+            "spatial_bias": {name: {"raw_shape": list(b.raw.shape), "stats": b.stats}
+                             for name, b in result.spatial_bias.items()},
+            "attention_query": list(query),
+            "attention_peak": {name: [int(i) for i in np.unravel_index(a.argmax(), a.shape)]
+                               for name, a in result.attention.items()},
+        })
+    print(f"wrote results for {len(args.images)} image(s) to {out}")
+
+
+def configure_maps(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``sbcore maps MODEL IMAGE... --out DIR``."""
+    parser = subparsers.add_parser(
+        "maps", help="spatial-bias maps and non-local attention of images",
+        description="For each image: the top-k predictions, every spatial-bias block's maps (raw R x R and "
+        "upsampled to the input; IMAGE_maps.png, statistics in IMAGE_maps.json) and, for non-local models, "
+        "each non-local block's attention for one query position (IMAGE_attention.png).",
+    )
+    _add_common(parser)
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, GIF, BMP, TIFF, WebP)")
+    parser.add_argument("--query", nargs=2, type=float, default=(0.5, 0.5), metavar=("ROW", "COL"),
+                        help="non-local query position as fractions of the image height and width (default: 0.5 0.5)")
+    parser.add_argument("--top-k", type=int, default=5, help="number of predictions to report (default: 5)")
+    parser.add_argument("--steps", metavar="BLOCK", default=None,
+                        help="also draw the step-through of this block's spatial-bias branch, e.g. layer1.0")
+    parser.set_defaults(run=_run_maps)
+
+
+# --- explain ----------------------------------------------------------------------------------------
+
+
+def _run_explain(args: argparse.Namespace) -> None:
+    model, out = load_model(args.model, args.device), _out_dir(args)
+    x, view = _input(model, args.image, args.invert, args.device)
+    stem = Path(args.image).stem
+    attributions, report = [], {"model": args.model, "image": args.image, "methods": {}}
+    for method in tqdm(args.method, desc="explain", unit="method"):
+        result = attribute(
+            model, x, method, args.target, stage=args.stage, n_steps=args.steps,
+            internal_batch_size=args.internal_batch_size, smoothgrad=args.smoothgrad,
+            smoothgrad_samples=args.smoothgrad_samples, noise_std=args.noise_std,
+        )
+        attributions.append(result)
+        np.savetxt(out / f"{stem}_{method}.csv", result.raw, delimiter=",", fmt="%.6g")
+        report["methods"][method] = {
+            "target": result.target, "label": class_label(model, result.target),
+            "convergence_delta": result.convergence_delta, "raw_csv": f"{stem}_{method}.csv",
+        }
+    labels = [class_label(model, a.target) for a in attributions]
+    figures.save(figures.attribution_figure(view, attributions, labels), out / f"{stem}_explain.png")
+    _write_json(out / f"{stem}_explain.json", report)
+    print(f"wrote {len(attributions)} attribution map(s) to {out}")
+
+
+def configure_explain(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``sbcore explain MODEL IMAGE --method ... --out DIR``."""
+    parser = subparsers.add_parser(
+        "explain", help="attribution maps of one image through Captum",
+        description="Attribute a class score to the input pixels with Captum methods. Writes IMAGE_explain.png "
+        "(heatmaps on one [0, 1] scale), IMAGE_explain.json (target, label, IG convergence delta) and the raw "
+        "(H, W) attribution of each method as IMAGE_METHOD.csv.",
+    )
+    _add_common(parser)
+    parser.add_argument("image", metavar="IMAGE", help="an image file (PNG, JPEG, GIF, BMP, TIFF, WebP)")
+    parser.add_argument("--method", nargs="+", choices=list(ATTRIBUTION_METHODS), default=["integrated_gradients"],
+                        help="one or more methods (default: integrated_gradients)")
+    parser.add_argument("--target", type=int, default=None, help="class index to explain (default: the predicted class)")
+    parser.add_argument("--stage", default=None, help="Grad-CAM stage, e.g. layer3 (default: the last stage)")
+    parser.add_argument("--steps", type=int, default=32, help="Integrated Gradients path steps (default: 32)")
+    parser.add_argument("--internal-batch-size", type=int, default=16,
+                        help="inputs per forward pass inside IG and Occlusion; lower it to save memory (default: 16)")
+    parser.add_argument("--smoothgrad", action="store_true",
+                        help="average each gradient method over noisy copies of the image (SmoothGrad)")
+    parser.add_argument("--smoothgrad-samples", type=int, default=8, help="noisy copies for SmoothGrad (default: 8)")
+    parser.add_argument("--noise-std", type=float, default=0.15,
+                        help="SmoothGrad noise as a fraction of the input's value range (default: 0.15)")
+    parser.set_defaults(run=_run_explain)
+
+
+# --- erf --------------------------------------------------------------------------------------------
+
+
+def _erf_images(args: argparse.Namespace, model: nn.Module) -> torch.Tensor:
+    channels, height, width = model.metadata.preprocessing.input_size
+    if args.images == ["noise"]:
+        size = args.input_size or height
+        return noise_images(args.count, (channels, size, size), seed=args.seed)
+    if args.input_size:
+        raise SBCoreError("--input-size applies to noise images; image files use the model's preprocessing.")
+    return torch.cat([_input(model, path, args.invert, "cpu")[0] for path in args.images])
+
+
+def _run_erf(args: argparse.Namespace) -> None:
+    model, out = load_model(args.model, args.device), _out_dir(args)
+    images = _erf_images(args, model)
+    with tqdm(total=len(images), desc=f"erf {args.stage}", unit="image") as bar:
+        result = effective_receptive_field(model, images, args.stage, progress=_tqdm_progress(bar),
+                                           batch_size=args.batch_size)
+    stem = f"erf_{args.stage}"
+    figures.save(figures.erf_figure(result), out / f"{stem}.png")
+    np.savetxt(out / f"{stem}_contribution.csv", result.contribution, delimiter=",", fmt="%.6g")
+    radii, values = radial_profile(result.contribution, tuple(int(round(c)) for c in result.centre))
+    with open(out / f"{stem}_radial.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["radius_px", "mean_contribution"])
+        writer.writerows(zip(radii.tolist(), values.tolist()))
+    metrics = {
+        "model": args.model, "stage": result.stage, "images": "noise" if args.images == ["noise"] else args.images,
+        "num_images": result.num_images, "input_size": list(images.shape[1:]),
+        "receptive_field_px": result.receptive_field, "centre_px": list(result.centre),
+        "outside_rf_share": result.outside_rf_share,
+        "area_ratios": {str(t): r for t, r in result.area_ratios.items()},
+    }
+    _write_json(out / f"{stem}.json", metrics)
+    ratios = ", ".join(f"t={t}: {r:.3f}" for t, r in result.area_ratios.items())
+    print(f"{args.stage}: theoretical RF {result.receptive_field} px, share outside it "
+          f"{result.outside_rf_share:.3f}; area ratios {ratios}\nwrote {out}/{stem}.png, .json, .csv")
+
+
+def configure_erf(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``sbcore erf MODEL --stage STAGE --images ... --out DIR``."""
+    parser = subparsers.add_parser(
+        "erf", help="effective receptive field of a stage",
+        description="Effective receptive field (Luo et al. 2016, as in RepLKNet): |d centre output / d input| "
+        "of a stage, summed over channels and images. Writes erf_STAGE.png (log-scaled map with the theoretical "
+        "receptive field, radial profile), erf_STAGE.json (RepLKNet area ratios for t = 0.2, 0.3, 0.5, 0.99, "
+        "share outside the theoretical receptive field) and the contribution map and radial profile as CSV.",
+    )
+    _add_common(parser)
+    parser.add_argument("--stage", required=True, help="stage whose centre output is traced, e.g. layer2")
+    parser.add_argument("--images", nargs="+", default=["noise"], metavar="IMAGE",
+                        help='image files, or "noise" for random normal images (default: noise)')
+    parser.add_argument("--count", type=int, default=16, help="number of noise images (default: 16)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise images (default: 0)")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="square side of the noise images (default: the model's input size)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per forward/backward pass (default: 8)")
+    parser.set_defaults(run=_run_erf)
+
+
+# --- bench ------------------------------------------------------------------------------------------
+
+
+def _run_bench(args: argparse.Namespace) -> None:
+    models = {_model_key(spec): load_model(spec) for spec in args.models}
+    channels = {m.metadata.preprocessing.input_size[0] for m in models.values()}
+    if len(channels) != 1:
+        raise SBCoreError("The models expect different numbers of input channels; benchmark them separately.")
+    first = next(iter(models.values())).metadata.preprocessing.input_size
+    size = args.input_size or first[1]
+    out = _out_dir(args)
+    with tqdm(desc="bench", unit="run") as bar:
+        rows = measure_throughput(
+            models, args.batch_sizes, (first[0], size, size), device=args.device, dtype=args.dtype,
+            channels_last=args.channels_last, compile=args.compile, min_run_time=args.min_run_time,
+            progress=_tqdm_progress(bar), rounds=args.rounds,
+        )
+    records = [asdict(r) for r in rows]
+    with open(out / "throughput.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    _write_json(out / "throughput.json", {"input_size": [first[0], size, size], "rows": records})
+    figures.save(figures.throughput_figure(rows), out / "throughput.png")
+    print(format_throughput_table(rows))
+    print(f"wrote {out}/throughput.csv, .json, .png")
+
+
+def configure_bench(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``sbcore bench MODEL... --batch-sizes ... --out DIR``."""
+    parser = subparsers.add_parser(
+        "bench", help="inference throughput of models, measured interleaved",
+        description="Time inference with torch.utils.benchmark: warm-up, then the models take turns over several "
+        "rounds so ratios are fair on a busy machine. Reports img/s, median and IQR latency per batch, peak memory, "
+        "params, GFLOPs and img/s ratios against the plain model and the nl_ variant when they are in the run. "
+        "Writes throughput.csv, throughput.json and throughput.png.",
+    )
+    parser.add_argument("models", nargs="+", metavar="MODEL", help=MODEL_HELP)
+    parser.add_argument("--out", required=True, help="folder for the PNG and JSON/CSV results (created if missing)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8], help="batch sizes (default: 1 8)")
+    parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the first model's)")
+    parser.add_argument("--dtype", choices=list(DTYPES), default="fp32",
+                        help="fp32, or bf16/fp16 through autocast (default: fp32)")
+    parser.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the models first")
+    parser.add_argument("--min-run-time", type=float, default=1.0,
+                        help="seconds of timing per model and batch size, split over the rounds (default: 1.0)")
+    parser.add_argument("--rounds", type=int, default=3, help="round-robin passes over the models (default: 3)")
+    parser.set_defaults(run=_run_bench)
+
+
+CONFIGURE = [configure_maps, configure_explain, configure_erf, configure_bench]
