@@ -10,7 +10,7 @@ ASSETS_DIR = Path(os.environ.get("SBCORE_ASSETS", Path(__file__).resolve().paren
 CHECKPOINT_DIR = ASSETS_DIR / "checkpoints"
 
 _SHIPPED: dict[str, str] = {
-    "resnet38.fmnist": "0cf601927ae68b056a179ce74f572de43b543f8e87c7a9e85be2ee28f2277999",
+    "resnet38.fmnist": "6827cf6b4e7a64e101f48a53ecfdf263bc7182557f86cdcaa5e9127287eef03b",
     "sb_resnet38.fmnist": "dc7a2bb1fd83933795c189618e4411b6774b5df6efdd99ddb1bdb4206cb24ffe",
     "nl_resnet38.fmnist": "4f278fe2d067c7d5d973a6a95151983ff0c224882ca78a4f6fe9fe8982a44bf5",
     "sbnl_resnet38.fmnist": "0751d761fcd9a13d9e2973a70bbdaaafe68fb170b60237c9ecafca31e458dcb5",
