@@ -68,7 +68,7 @@ def start_server(log_path: Path, port: int | None = None, timeout: float = 90.0)
                 server.kill()
 
 
-def wait_idle(page, timeout_ms: float = 120_000) -> None:
+def wait_idle(page, timeout_ms: float = 300_000) -> None:
     """Wait until Streamlit has finished running the script (its "Running" indicator is gone)."""
     page.wait_for_timeout(300)  # let a rerun that was just triggered start
     page.wait_for_function(

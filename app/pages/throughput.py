@@ -9,6 +9,7 @@ import streamlit as st
 from app import plots, state
 from app.claims import PAPER_CLAIMS, claim_comparison
 from sbcore import analysis, create_model, list_models
+from sbcore.errors import SBCoreError
 
 BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
@@ -45,6 +46,8 @@ if st.button("Run benchmark", type="primary", key="speed_run", disabled=not chos
             progress=lambda done, total: progress.progress(done / total, text=f"Measured {done} of {total}"),
         )
         st.session_state["speed_rows"] = (input_size, device, dtype, rows)
+    except SBCoreError as error:
+        st.error(str(error))
     finally:
         progress.empty()
 

@@ -5,11 +5,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# AppTest runs the app in this process; one thread avoids oversubscribing a busy 2-core machine.
+torch.set_num_threads(1)
 
 MAIN = ROOT / "app" / "main.py"
 SAMPLES = ROOT / "assets" / "samples"
@@ -31,3 +35,9 @@ def open_page():
 
     return run
 
+
+
+@pytest.fixture
+def sample_bytes():
+    """``sample_bytes("photo_coffee.jpg")``: the bytes of a bundled sample image."""
+    return lambda name: (SAMPLES / name).read_bytes()

@@ -7,8 +7,6 @@ import zlib
 
 from PIL import Image
 
-from conftest import SAMPLES
-
 import sbcore
 
 
@@ -71,9 +69,9 @@ def test_non_local_model_offers_attention_with_a_movable_query(open_page):
     assert at.session_state["explore_query_row_28"] == 3
 
 
-def test_uploaded_photo_of_any_mode_is_used_and_inverted_for_a_dark_background_model(open_page):
+def test_uploaded_photo_of_any_mode_is_used_and_inverted_for_a_dark_background_model(open_page, sample_bytes):
     at = open_page("explore")
-    photo = Image.open(SAMPLES / "photo_coffee.jpg").convert("RGBA")  # RGBA: alpha must be handled
+    photo = Image.open(io.BytesIO(sample_bytes("photo_coffee.jpg"))).convert("RGBA")  # RGBA: alpha must be handled
     light = Image.new("LA", (64, 48), (255, 255))  # light background, grey+alpha mode
     light.paste((0, 255), (16, 12, 48, 36))
     for name, data in (("coffee.png", _png(photo)), ("dark_square.png", _png(light))):
@@ -85,9 +83,9 @@ def test_uploaded_photo_of_any_mode_is_used_and_inverted_for_a_dark_background_m
     assert invert.value is True  # Fashion-MNIST models see light objects on black
 
 
-def test_bad_uploads_show_one_error_and_the_page_recovers(open_page):
+def test_bad_uploads_show_one_error_and_the_page_recovers(open_page, sample_bytes):
     at = open_page("explore")
-    truncated = (SAMPLES / "photo_coffee.jpg").read_bytes()[:2000]
+    truncated = sample_bytes("photo_coffee.jpg")[:2000]
     cases = [
         ("notes.png", b"this is plain text, not an image", "not an image"),
         ("empty.png", b"", "empty"),

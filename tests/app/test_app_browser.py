@@ -1,0 +1,54 @@
+"""End to end in headless Chromium: a real server, a real upload through the file input."""
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import sync_playwright
+
+import sbcore
+from app.inputs import light_background
+from app.screenshots import CHROMIUM, CHROMIUM_ARGS, start_server, wait_idle
+from sbcore.analysis import predict
+from sbcore.images import load_image, preprocess
+
+SAMPLE = "fmnist_0009_sneaker.png"
+
+
+def _expected_top5(path) -> list:
+    """Top-5 of the default model for the sample, computed here with sbcore as the app does."""
+    model = sbcore.create_model("sb_resnet38.fmnist", pretrained=True)
+    image = load_image(path)
+    preprocessing = model.metadata.preprocessing
+    invert = preprocessing.dark_background and light_background(image)
+    return predict(model, preprocess(image, preprocessing, invert))
+
+
+def test_uploaded_sample_gets_a_prediction_and_spatial_bias_overlay_in_the_browser(tmp_path, sample_bytes):
+    upload = tmp_path / SAMPLE
+    upload.write_bytes(sample_bytes(SAMPLE))
+    expected = _expected_top5(upload)
+    log = tmp_path / "server.log"
+    started = time.monotonic()
+    with start_server(log) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.get_by_text("Predicted:").wait_for(timeout=300_000)
+        print(f"first prediction rendered {time.monotonic() - started:.1f} s after starting the server")
+        wait_idle(page)
+
+        page.locator("input[type=file]").set_input_files(upload)
+        page.get_by_text(f"{SAMPLE}: 28x28").wait_for(timeout=300_000)
+        wait_idle(page)
+        overlay = page.locator(".js-plotly-plot").filter(has_text="upsampled to 28x28")
+        overlay.locator(".heatmaplayer image").first.wait_for(state="attached", timeout=60_000)
+        shown = page.get_by_text("Predicted:").inner_text()
+        page.screenshot(path=tmp_path / "explore_upload.png")
+        browser.close()
+
+    label = shown.removeprefix("Predicted:").rsplit("(", 1)[0].strip()
+    assert label in [p.label for p in expected]
+    if expected[0].probability - expected[1].probability > 0.01:  # not a near tie that float noise could flip
+        assert label == expected[0].label
+    assert (tmp_path / "explore_upload.png").stat().st_size > 10_000
+    assert "Traceback" not in log.read_text()

@@ -1,0 +1,49 @@
+"""Compare attributions page: default render, switching method/target/models, bad upload."""
+from __future__ import annotations
+
+import sbcore
+
+
+def _predictions(at) -> list[str]:
+    return [m.value for m in at.markdown if m.value.startswith("Predicted:")]
+
+
+def test_default_compares_the_four_shipped_models_with_integrated_gradients(open_page):
+    at = open_page("compare")
+    assert not at.exception, at.exception
+    assert at.multiselect(key="compare_models").value == [
+        "resnet38.fmnist", "sb_resnet38.fmnist", "nl_resnet38.fmnist", "sbnl_resnet38.fmnist"
+    ]
+    assert at.selectbox(key="compare_method").value == "integrated_gradients"
+    assert len(_predictions(at)) == 4
+    assert sum("convergence delta" in c.value for c in at.caption) == 4
+
+
+def test_one_target_class_and_another_method_for_two_models(open_page):
+    at = open_page(
+        "compare", compare_models=["resnet38.fmnist", "sb_resnet38.fmnist"], compare_method="saliency"
+    )
+    assert not at.exception, at.exception
+    classes = sbcore.create_model("resnet38.fmnist", pretrained=True).metadata.class_names
+    at.selectbox(key="compare_target").set_value(classes.index("Bag")).run()
+    assert not at.exception, at.exception
+    assert len(_predictions(at)) == 2
+    assert [c.value for c in at.caption if c.value.startswith("Attributing class")] == ["Attributing class: Bag"] * 2
+    at.selectbox(key="compare_method").set_value("grad_cam").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="compare_stage").value == "layer3"
+
+
+def test_fewer_than_two_models_asks_for_more(open_page):
+    at = open_page("compare", compare_models=["sb_resnet38.fmnist"])
+    assert not at.exception, at.exception
+    assert "at least two" in at.warning[0].value
+    assert not _predictions(at)
+
+
+def test_bad_upload_shows_the_error_instead_of_maps(open_page):
+    at = open_page("compare", compare_models=["resnet38.fmnist", "sb_resnet38.fmnist"], compare_method="saliency")
+    at.file_uploader(key="compare_upload").set_value(("empty.webp", b"", "image/webp")).run()
+    assert not at.exception, at.exception
+    assert len(at.error) == 1 and "empty" in at.error[0].value
+    assert not _predictions(at)

@@ -1,0 +1,48 @@
+"""Effective receptive field page: default render, computing on samples and noise, bad uploads."""
+from __future__ import annotations
+
+TWO_MODELS = ["resnet38.fmnist", "sb_resnet38.fmnist"]
+
+
+def test_default_render_offers_the_shipped_models_and_waits_for_compute(open_page):
+    at = open_page("receptive_field")
+    assert not at.exception, at.exception
+    assert len(at.multiselect(key="erf_models").value) == 4
+    assert at.selectbox(key="erf_stage").value == "layer3"
+    assert "press Compute" in at.info[0].value
+
+
+def test_compute_on_samples_then_noise_gives_one_row_per_model(open_page):
+    at = open_page("receptive_field", erf_models=TWO_MODELS, erf_count=2, erf_stage="layer2")
+    at.button(key="erf_run").click().run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["model"]) == TWO_MODELS
+    assert (table["images"] == 2).all() and (table["stage"] == "layer2").all()
+    assert ((table["area 99%"] > 0) & (table["area 99%"] <= 1)).all()
+
+    at.radio(key="erf_source").set_value("noise").run()
+    assert any("earlier settings" in c.value for c in at.caption)
+    at.button(key="erf_run").click().run()
+    assert not at.exception, at.exception
+    assert not any("earlier settings" in c.value for c in at.caption)
+
+
+def test_untrained_imagenet_model_is_labelled_untrained(open_page):
+    at = open_page("receptive_field", erf_models=["resnet50"], erf_count=1, erf_source="noise", erf_stage="layer1")
+    at.button(key="erf_run").click().run()
+    assert not at.exception, at.exception
+    assert list(at.dataframe[0].value["model"]) == ["resnet50 (untrained)"]
+
+
+def test_uploads_skip_bad_files_with_an_error(open_page, sample_bytes):
+    at = open_page("receptive_field", erf_models=TWO_MODELS, erf_source="uploads", erf_count=2)
+    good = sample_bytes("fmnist_0009_sneaker.png")
+    at.file_uploader(key="erf_uploads").set_value(
+        [("sneaker.png", good, "image/png"), ("broken.png", good[:40], "image/png")]
+    ).run()
+    assert not at.exception, at.exception
+    assert len(at.error) == 1 and "broken.png" in at.error[0].value
+    at.button(key="erf_run").click().run()
+    assert not at.exception, at.exception
+    assert (at.dataframe[0].value["images"] == 1).all()
