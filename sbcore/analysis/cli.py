@@ -79,16 +79,20 @@ def _input(model: nn.Module, image_path: str, invert: bool, device: str) -> tupl
     return preprocess(image, preprocessing, invert).to(device), model_view(image, preprocessing, invert)
 
 
-def _add_common(parser: argparse.ArgumentParser, images: bool = True) -> None:
-    parser.add_argument("model", help=MODEL_HELP)
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for the PNG and JSON/CSV results (created if missing)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N (default: cpu)")
-    if images:
-        parser.add_argument(
-            "--invert", action="store_true",
-            help="invert the image (255 - pixel) before normalising; use it for dark objects on a light "
-            "background with models trained on light-on-dark data such as Fashion-MNIST",
-        )
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    """MODEL, --out, --device and --invert: shared by the subcommands that read images."""
+    parser.add_argument("model", help=MODEL_HELP)
+    _add_output_options(parser)
+    parser.add_argument(
+        "--invert", action="store_true",
+        help="invert the image (255 - pixel) before normalising; use it for dark objects on a light "
+        "background with models trained on light-on-dark data such as Fashion-MNIST",
+    )
 
 
 # --- maps -------------------------------------------------------------------------------------------
@@ -177,7 +181,7 @@ def configure_explain(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("image", metavar="IMAGE", help="an image file (PNG, JPEG, GIF, BMP, TIFF, WebP)")
     parser.add_argument("--method", nargs="+", choices=list(ATTRIBUTION_METHODS), default=["integrated_gradients"],
                         help="one or more methods (default: integrated_gradients)")
-    parser.add_argument("--target", type=int, default=None, help="class index to explain (default: the predicted class)")
+    parser.add_argument("--target", type=int, default=None, help="class index to explain (default: the predicted one)")
     parser.add_argument("--stage", default=None, help="Grad-CAM stage, e.g. layer3 (default: the last stage)")
     parser.add_argument("--steps", type=int, default=32, help="Integrated Gradients path steps (default: 32)")
     parser.add_argument("--internal-batch-size", type=int, default=16,
@@ -289,8 +293,7 @@ def configure_bench(subparsers: argparse._SubParsersAction) -> None:
         "Writes throughput.csv, throughput.json and throughput.png.",
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help=MODEL_HELP)
-    parser.add_argument("--out", required=True, help="folder for the PNG and JSON/CSV results (created if missing)")
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N (default: cpu)")
+    _add_output_options(parser)
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8], help="batch sizes (default: 1 8)")
     parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the first model's)")
     parser.add_argument("--dtype", choices=list(DTYPES), default="fp32",

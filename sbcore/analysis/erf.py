@@ -29,7 +29,7 @@ class ERFResult:
     stage: str
     contribution: np.ndarray  # (H, W) sum over images of |d centre / d input|, summed over input channels
     log_scaled: np.ndarray  # (H, W) log1p of the mean contribution, divided by its maximum: [0, 1]
-    area_ratios: dict[float, float]  # t -> fraction of the input area of the smallest centred square holding share t
+    area_ratios: dict[float, float]  # t -> area fraction of the smallest centred square holding t of log_scaled
     outside_rf_share: float  # share of the contribution outside the theoretical receptive field
     receptive_field: int  # theoretical receptive field side, pixels
     num_images: int

@@ -104,7 +104,7 @@ def spatial_bias_steps(model: nn.Module, x: torch.Tensor, block: str) -> list[Br
         ("Channel reduction", steps.reduced,
          f"A 1x1 convolution squeezes the {c} channels into {k}, which keeps the branch cheap."),
         ("Pooling", steps.pooled,
-         f"Average pooling shrinks each of the {k} channels to a {r}x{r} grid; each cell sums up one region of the image."),
+         f"Average pooling shrinks each of the {k} channels to a {r}x{r} grid; each cell sums up one region."),
         ("1D convolution", steps.mixed,
          f"The {r * r} grid cells act as the channels of a 1D convolution, so each of the {n} output maps mixes "
          "every region of the image with every other: global context without attention."),

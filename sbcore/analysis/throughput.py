@@ -6,7 +6,6 @@ import ctypes
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -70,17 +69,18 @@ def _peak_rss_bytes() -> int:
 
 
 def _cpu_peak_delta_mb(run: Callable[[], torch.Tensor]) -> float | None:
-    """Peak RSS during ``run`` above the RSS before it, in MB (Linux /proc); None elsewhere."""
-    if not Path("/proc/self/clear_refs").exists():
-        run()
-        return None
+    """Peak RSS during ``run`` above the RSS before it, in MB (Linux /proc); None where /proc is unavailable."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)  # return freed heap so earlier models do not hide this one's
     except (OSError, AttributeError):
         pass
-    before = _rss_bytes()
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")  # resets VmHWM to the current RSS
+    try:
+        before = _rss_bytes()
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # resets VmHWM, the peak RSS, to the current RSS
+    except OSError:
+        run()
+        return None
     run()
     return max(_peak_rss_bytes() - before, 0) / 2**20
 

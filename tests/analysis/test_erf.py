@@ -45,8 +45,8 @@ def test_spatial_bias_reaches_outside_the_theoretical_receptive_field(sb):
 
 def test_erf_result_fields(plain):
     calls = []
-    result = effective_receptive_field(plain, noise_images(5, (1, 32, 32)), "layer2", progress=lambda *a: calls.append(a),
-                                       batch_size=2)
+    images = noise_images(5, (1, 32, 32))
+    result = effective_receptive_field(plain, images, "layer2", progress=lambda *a: calls.append(a), batch_size=2)
     assert calls == [(2, 5), (4, 5), (5, 5)]
     assert result.stage == "layer2" and result.num_images == 5 and result.receptive_field == 25
     assert result.contribution.shape == result.log_scaled.shape == (32, 32)
