@@ -67,8 +67,8 @@ def read_metadata(path: str | Path) -> tuple[ModelMetadata, dict]:
     return ModelMetadata.from_dict(document), document
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file; pickles and truncated or corrupt files get a specific error."""
+def check_weights_file(path: str | Path) -> None:
+    """Refuse a missing, empty or pickle/torch.save weights file, naming which it is."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Weights file {path} does not exist.")
@@ -81,6 +81,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path.name} is a pickle/torch.save file, not safetensors; pickles can run code and are not "
             "opened here. Convert it with sbcore.convert_reference_state_dict or save it as safetensors."
         )
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; pickles and truncated or corrupt files get a specific error."""
+    check_weights_file(path)
+    path = Path(path)
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
@@ -122,6 +128,7 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None, map_lo
     weights_path, _ = checkpoint_paths(path)
     if not weights_path.is_file():
         raise CheckpointError(f"Weights file {weights_path} is missing.")
+    check_weights_file(weights_path)  # an empty file or a pickle says so, rather than failing the sha256 check
     actual = file_sha256(weights_path)
     for expected in {expected_sha256, document.get("weights_sha256")} - {None}:
         if actual != expected:

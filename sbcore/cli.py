@@ -25,15 +25,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run a subcommand; user errors print one line on stderr and exit with status 2."""
-    args = build_parser().parse_args(argv)
+def run_command(args: argparse.Namespace) -> int:
+    """Run parsed arguments (``args.run``, ``args.command``); user errors print one line on stderr and give status 2."""
     try:
         args.run(args)
     except SBCoreError as error:
         print(f"sbcore {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; user errors print one line on stderr and exit with status 2."""
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def load_torchvision_pretrained(architecture: str, **kwargs: Any) -> nn.Module:
     weights = torchvision_weights(architecture)
     try:
         # check_hash=False: a hash in the file name is checked only on download by torchvision itself
-        state_dict = load_state_dict_from_url(weights.url, progress=False, check_hash=False)
+        state_dict = load_state_dict_from_url(weights.url, progress=False, check_hash=False, weights_only=True)
     except (urllib.error.URLError, OSError) as error:
         raise OfflineError(
             f"Could not download torchvision's {weights} weights for {architecture} ({error}); "
