@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import struct
 from dataclasses import dataclass
@@ -10,10 +11,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 from torchvision import transforms as T
 
-from sbcore.errors import DatasetNotFoundError
+from sbcore.errors import DatasetNotFoundError, SBCoreError
 from sbcore.models.metadata import Preprocessing
 
 FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
@@ -77,6 +78,43 @@ class FashionMNIST(Dataset):
         return (self.transform(image) if self.transform else image), int(self.targets[index])
 
 
+class LabelledSamples(Dataset):
+    """The labelled images listed in a folder's ``samples.json`` (entries with label null are skipped).
+
+    Each entry names a ``file`` beside the JSON and a ``label`` (a class name). Images are read
+    in the model's colour mode (``L`` for 1 channel, else ``RGB``) and resized, centre-cropped
+    and normalised by the model's preprocessing, giving (C, H, W) tensors.
+    """
+
+    def __init__(self, folder: str | Path, class_names: list[str], preprocessing: Preprocessing) -> None:
+        self.folder = Path(folder)
+        listing = self.folder / "samples.json"
+        if not listing.is_file():
+            raise DatasetNotFoundError(f"{self.folder} has no samples.json listing its images and labels.")
+        entries = [e for e in json.loads(listing.read_text()) if e.get("label") is not None]
+        unknown = sorted({e["label"] for e in entries} - set(class_names))
+        if unknown:
+            raise SBCoreError(f"Sample labels {unknown} in {listing} are not among the model's classes {class_names}.")
+        if not entries:
+            raise DatasetNotFoundError(f"{listing} lists no labelled images.")
+        self.files = [self.folder / e["file"] for e in entries]
+        missing = [f.name for f in self.files if not f.is_file()]
+        if missing:
+            raise DatasetNotFoundError(f"{listing} lists images that are not in {self.folder}: {missing[:5]}.")
+        self.targets = [class_names.index(e["label"]) for e in entries]
+        self.mode = "L" if preprocessing.input_size[0] == 1 else "RGB"
+        self.transform = build_transforms(preprocessing, train=False, dataset="imagefolder")
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        with Image.open(self.files[index]) as image:
+            return self.transform(image.convert(self.mode)), self.targets[index]
+
+
 @dataclass
 class DatasetSpec:
     """A dataset's splits plus what a model trained on it needs to know."""
@@ -86,6 +124,11 @@ class DatasetSpec:
     test: Dataset
     class_names: list[str]
     preprocessing: Preprocessing
+
+
+def limited_test_split(spec: DatasetSpec, limit: int | None) -> Dataset:
+    """The test split, or its first ``limit`` images (the same subset for training and ``sbcore eval``)."""
+    return Subset(spec.test, range(limit)) if limit else spec.test
 
 
 def _cifar_preprocessing() -> Preprocessing:

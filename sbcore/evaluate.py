@@ -1,11 +1,28 @@
-"""Test-set metrics: top-1, top-5, per-class accuracy and the confusion matrix."""
+"""Test-set metrics (top-1, top-5, per-class accuracy, confusion matrix) and ``sbcore eval``, which
+recomputes them for a checkpoint and checks them against the numbers its metadata records."""
 from __future__ import annotations
 
+import argparse
 from typing import Any, Iterable
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
+
+from sbcore.errors import SBCoreError
+
+EVAL_BATCH_SIZE = 256  # the trainer's; fixed so that a re-evaluation runs the same kernels
+COMPARED = ("samples", "top1", "top5", "per_class", "confusion")
+
+
+class MetricsMismatchError(SBCoreError):
+    """A checkpoint's recomputed test metrics differ from the ones its metadata records."""
+
+
+def evaluation_loader(dataset: Dataset, workers: int = 0) -> DataLoader:
+    """Batches of ``EVAL_BATCH_SIZE`` in dataset order, as the trainer evaluates."""
+    return DataLoader(dataset, EVAL_BATCH_SIZE, num_workers=workers)
 
 
 @torch.no_grad()
@@ -39,3 +56,88 @@ def evaluate(
         "confusion": confusion.tolist(),
         "samples": samples,
     }
+
+
+def metric_differences(measured: dict[str, Any], recorded: dict[str, Any], class_names: list[str]) -> list[str]:
+    """Readable differences between recomputed and recorded metrics (empty when they agree exactly)."""
+    differences = []
+    for key in COMPARED:
+        if key not in recorded or measured[key] == recorded[key]:
+            continue
+        if key == "per_class":
+            differences += [
+                f"{name} {m:.2f}% (recorded {r:.2f}%)"
+                for name, m, r in zip(class_names, measured[key], recorded[key])
+                if m != r
+            ]
+        elif key == "confusion":
+            differences.append("the confusion matrix differs")
+        else:
+            differences.append(f"{key} {measured[key]} (recorded {recorded[key]})")
+    return differences
+
+
+def format_metrics(metrics: dict[str, Any], class_names: list[str]) -> str:
+    """Top-1, top-5 and per-class accuracy as text."""
+    lines = [f"  top-1  {metrics['top1']:7.2f}%", f"  top-5  {metrics['top5']:7.2f}%", "  per class:"]
+    lines += [f"    {name:<14} {accuracy:7.2f}%" for name, accuracy in zip(class_names, metrics["per_class"])]
+    return "\n".join(lines)
+
+
+def _evaluation_set(args: argparse.Namespace, model: nn.Module) -> tuple[Dataset, str, int | None]:
+    """(dataset, description, limit) for ``sbcore eval``: the labelled samples or the test split."""
+    from sbcore.data import LabelledSamples, limited_test_split, load_dataset
+
+    meta = model.metadata
+    if args.samples:
+        dataset = LabelledSamples(args.samples, meta.class_names, meta.preprocessing)
+        return dataset, f"{len(dataset)} labelled samples in {args.samples}", None
+    name = args.dataset or meta.training.get("dataset")
+    if not name:
+        raise SBCoreError("The checkpoint does not record its dataset; pass --dataset (and --data).")
+    spec = load_dataset(name, args.data or meta.training.get("data"), meta.preprocessing.input_size[-1])
+    if spec.class_names != list(meta.class_names):
+        raise SBCoreError(f"The {name} classes {spec.class_names} are not the model's {meta.class_names}.")
+    limit = args.limit if args.limit is not None else meta.metrics.get("test_limit")
+    dataset = limited_test_split(spec, limit)
+    return dataset, f"{name} test split, {len(dataset)} images", limit
+
+
+def _run_eval(args: argparse.Namespace) -> None:
+    from sbcore.models.registry import resolve_model
+
+    model = resolve_model(args.checkpoint)
+    meta = model.metadata
+    dataset, description, limit = _evaluation_set(args, model)
+    measured = evaluate(model, evaluation_loader(dataset, args.workers), len(meta.class_names), progress=True)
+    print(f"{meta.pretrained or meta.architecture} on {description}")
+    print(format_metrics(measured, meta.class_names))
+    recorded = meta.metrics.get("test")
+    if args.samples:
+        print("Not compared: the checkpoint's recorded metrics are for its test split, not these samples.")
+    elif not recorded:
+        print("Not compared: the checkpoint records no test metrics.")
+    elif limit != meta.metrics.get("test_limit"):
+        print(f"Not compared: the recorded metrics cover {recorded.get('samples')} test images, this run {len(dataset)}.")
+    else:
+        differences = metric_differences(measured, recorded, meta.class_names)
+        if differences:
+            raise MetricsMismatchError(
+                f"{args.checkpoint} does not reproduce its recorded test metrics: {'; '.join(differences)}."
+            )
+        print(f"Reproduces the recorded test metrics exactly (top-1 {recorded['top1']:.2f}%, "
+              f"top-5 {recorded['top5']:.2f}%, per-class accuracy and confusion matrix).")
+
+
+def configure_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``sbcore eval CHECKPOINT``."""
+    parser = subparsers.add_parser(
+        "eval", help="recompute test metrics of a checkpoint and check them against its metadata"
+    )
+    parser.add_argument("checkpoint", help="checkpoint path (.safetensors or .json) or shipped weights (sb_resnet38.fmnist)")
+    parser.add_argument("--dataset", default=None, help="dataset kind (default: the one the checkpoint was trained on)")
+    parser.add_argument("--data", default=None, help="dataset folder (default: the training run's, or found automatically)")
+    parser.add_argument("--limit", type=int, default=None, help="first N test images (default: as recorded in the checkpoint)")
+    parser.add_argument("--samples", default=None, metavar="DIR", help="evaluate the labelled images of DIR/samples.json instead")
+    parser.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    parser.set_defaults(run=_run_eval)

@@ -14,9 +14,10 @@ import math
 import os
 import platform
 import random
+import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,8 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from sbcore.checkpoint import save_checkpoint
-from sbcore.data import DATASETS, DatasetSpec, load_dataset
-from sbcore.evaluate import evaluate
+from sbcore.data import DATASETS, DatasetSpec, limited_test_split, load_dataset
+from sbcore.evaluate import evaluate, evaluation_loader
 from sbcore.models import create_model
 
 
@@ -110,14 +111,14 @@ def train(config: TrainConfig) -> Path | None:
 
     spec = load_dataset(config.dataset, config.data, config.image_size)
     train_set, val_set = _split(spec, config.val_size, config.seed, config.limit_train)
-    test_set = Subset(spec.test, range(config.limit_test)) if config.limit_test else spec.test
+    test_set = limited_test_split(spec, config.limit_test)
 
     sampler = DistributedSampler(train_set, world, rank, seed=config.seed) if distributed else None
     loader = DataLoader(
         train_set, config.batch_size, shuffle=sampler is None, sampler=sampler, num_workers=config.workers,
         drop_last=True, generator=torch.Generator().manual_seed(config.seed), persistent_workers=config.workers > 0,
     )
-    eval_loader = lambda ds: DataLoader(ds, 256, num_workers=config.workers)  # noqa: E731
+    eval_loader = lambda ds: evaluation_loader(ds, config.workers)  # noqa: E731
 
     model = create_model(
         config.model, num_classes=len(spec.class_names), in_chans=spec.preprocessing.input_size[0]
@@ -217,7 +218,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     """Command-line options mirroring TrainConfig."""
     parser = parser or argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = TrainConfig()
-    parser.add_argument("--model", default=defaults.model, help="registered architecture (see `sbcore list`)")
+    parser.add_argument("--model", default=defaults.model, help="registered architecture, e.g. sb_resnet38 (see sbcore.list_models())")
     parser.add_argument("--dataset", default=defaults.dataset, choices=DATASETS, help="dataset kind")
     parser.add_argument("--data", default=None, help="dataset folder (Fashion-MNIST: found automatically)")
     parser.add_argument("--output", default=defaults.output, help="folder for log, state and checkpoint")
@@ -240,11 +241,27 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``python -m sbcore.train`` and ``sbcore train``."""
+def _run_train(args: argparse.Namespace) -> None:
+    train(TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)}))
+
+
+def configure_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``sbcore train`` with the options of ``python -m sbcore.train``."""
+    parser = subparsers.add_parser(
+        "train", help="train a model (also under torchrun)", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    build_parser(parser).set_defaults(run=_run_train)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m sbcore.train``; a user error prints one line and gives status 2."""
+    from sbcore.cli import run_command
+
     args = build_parser().parse_args(argv)
-    train(TrainConfig(**vars(args)))
+    args.command, args.run = "train", _run_train
+    return run_command(args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
