@@ -20,6 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import sync_playwright
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -68,14 +71,22 @@ def start_server(log_path: Path, port: int | None = None, timeout: float = 90.0)
                 server.kill()
 
 
+_RUNNING = '[data-testid="stStatusWidget"]'
+_SETTLED = (  # script finished, nothing stale, no placeholder skeletons, every image decoded
+    "() => !document.querySelector('[data-testid=\"stStatusWidget\"], [data-stale=\"true\"], "
+    "[data-testid=\"stSkeleton\"], [data-testid=\"stSkeletonElement\"]')"
+    " && [...document.images].every(image => image.complete)"
+)
+
+
 def wait_idle(page, timeout_ms: float = 300_000) -> None:
-    """Wait until Streamlit has finished running the script (its "Running" indicator is gone)."""
-    page.wait_for_timeout(300)  # let a rerun that was just triggered start
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " && document.querySelectorAll('[data-stale=\"true\"]').length === 0",
-        timeout=timeout_ms,
-    )
+    """Wait for the rerun an action just triggered to start (if it does within 10 s) and for the page
+    to settle: Streamlit's "Running" widget gone, no stale element, no skeleton, images loaded."""
+    try:
+        page.wait_for_selector(_RUNNING, timeout=10_000)
+    except PlaywrightTimeoutError:
+        pass  # the rerun was quicker than the check, or nothing was triggered
+    page.wait_for_function(_SETTLED, timeout=timeout_ms)
 
 
 def capture(page, path: Path) -> None:
@@ -83,24 +94,35 @@ def capture(page, path: Path) -> None:
     size = page.viewport_size
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
-    page.wait_for_timeout(500)  # charts re-layout to the new size
+    page.wait_for_timeout(1000)  # charts re-layout to the new size
+    page.wait_for_function(_SETTLED, timeout=120_000)
     page.screenshot(path=path)
     page.set_viewport_size(size)
 
 
 def _open(page, url: str, text: str) -> None:
     page.goto(url)
-    page.get_by_text(text, exact=False).first.wait_for(timeout=180_000)
-    wait_idle(page, 180_000)
+    page.get_by_text(text, exact=False).first.wait_for(timeout=600_000)
+    wait_idle(page)
 
 
 def take_screenshots(out: Path, chromium: str = CHROMIUM) -> float:
-    """Save one PNG per page into ``out``; returns seconds from server start to the first prediction."""
-    from playwright.sync_api import sync_playwright
+    """Save one PNG per page into ``out``; returns seconds from server start to the first prediction.
 
+    Raises RuntimeError when the server logged a traceback on the way.
+    """
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as logs, start_server(Path(logs) / "server.log") as url, sync_playwright() as playwright:
+    with tempfile.TemporaryDirectory() as logs:
+        log = Path(logs) / "server.log"
+        first_prediction = _visit_pages(out, chromium, log, started)
+        if "Traceback" in log.read_text():
+            raise RuntimeError(f"The server logged a traceback:\n{log.read_text()}")
+    return first_prediction
+
+
+def _visit_pages(out: Path, chromium: str, log: Path, started: float) -> float:
+    with start_server(log) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         _open(page, url, "Predicted:")
@@ -109,7 +131,7 @@ def take_screenshots(out: Path, chromium: str = CHROMIUM) -> float:
 
         page.get_by_label("Model", exact=True).click()  # a non-local model to show its attention too
         page.get_by_role("option", name="sbnl_resnet38.fmnist").click()
-        page.get_by_text("Non-local attention").wait_for(timeout=120_000)
+        page.get_by_text("Non-local attention").wait_for(timeout=300_000)
         wait_idle(page)
         attention = page.locator(".js-plotly-plot").last
         attention.scroll_into_view_if_needed()
@@ -134,6 +156,8 @@ def take_screenshots(out: Path, chromium: str = CHROMIUM) -> float:
         capture(page, out / "throughput.png")
 
         _open(page, f"{url}/models", "Parameters")
+        page.get_by_role("tab", name="Accuracy").click()
+        page.wait_for_timeout(1000)
         capture(page, out / "models.png")
         browser.close()
     return first_prediction
