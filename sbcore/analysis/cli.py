@@ -19,7 +19,7 @@ from tqdm import tqdm
 from sbcore.analysis import figures
 from sbcore.analysis.attribution import ATTRIBUTION_METHODS, attribute
 from sbcore.analysis.erf import effective_receptive_field, noise_images, radial_profile
-from sbcore.analysis.maps import spatial_bias_maps, spatial_bias_steps
+from sbcore.analysis.maps import check_spatial_bias_block, spatial_bias_maps, spatial_bias_steps
 from sbcore.analysis.predict import class_label
 from sbcore.analysis.throughput import DTYPES, format_throughput_table, measure_throughput
 from sbcore.errors import SBCoreError
@@ -101,6 +101,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def _run_maps(args: argparse.Namespace) -> None:
     model, out = load_model(args.model, args.device), _out_dir(args)
     query = tuple(args.query)
+    if args.steps:
+        check_spatial_bias_block(model, args.steps)  # before any work is done
     for image_path in tqdm(args.images, desc="maps", unit="image"):
         x, view = _input(model, image_path, args.invert, args.device)
         result = spatial_bias_maps(model, x, query=query, top_k=args.top_k)

@@ -101,7 +101,7 @@ def erf_figure(result: ERFResult) -> Figure:
     profile_ax.semilogy(radii, np.maximum(values, 1e-12))
     profile_ax.axvline(half, color="gray", linestyle="--", label="theoretical RF (half side)")
     profile_ax.set_xlabel("distance from centre (px)")
-    profile_ax.set_ylabel("mean |gradient|")
+    profile_ax.set_ylabel("mean contribution (sum of |gradient|)")
     profile_ax.legend(fontsize=8)
     return figure
 

@@ -82,14 +82,19 @@ def spatial_bias_maps(
     )
 
 
+def check_spatial_bias_block(model: nn.Module, block: str) -> None:
+    """Raise SBCoreError listing the valid blocks unless ``block`` has a spatial-bias branch."""
+    if block not in spatial_bias_blocks(model):
+        available = ", ".join(spatial_bias_blocks(model)) or "none (this model has no spatial bias)"
+        raise SBCoreError(f"Block {block!r} has no spatial-bias branch; blocks with one: {available}.")
+
+
 @torch.no_grad()
 def spatial_bias_steps(model: nn.Module, x: torch.Tensor, block: str) -> list[BranchStep]:
     """The tensors inside one block's spatial-bias branch for one image (1, C, H, W), in order:
     branch input, channel reduction, pooling, 1D convolution over the grid, upsampling."""
     check_single_image(x)
-    if block not in spatial_bias_blocks(model):
-        available = ", ".join(spatial_bias_blocks(model)) or "none (this model has no spatial bias)"
-        raise SBCoreError(f"Block {block!r} has no spatial-bias branch; blocks with one: {available}.")
+    check_spatial_bias_block(model, block)
     with eval_mode(model):
         module, features = forward_to_block(model, x, block)
         branch_input = module.relu(module.bn1(module.conv1(features)))  # what the branch reads
