@@ -12,7 +12,7 @@ CHECKPOINT_DIR = ASSETS_DIR / "checkpoints"
 _SHIPPED: dict[str, str] = {
     "resnet38.fmnist": "6827cf6b4e7a64e101f48a53ecfdf263bc7182557f86cdcaa5e9127287eef03b",
     "sb_resnet38.fmnist": "882cbb821d771a75ef45c72a0928e945abc6733d1038f5dd801bb33363c753bb",
-    "nl_resnet38.fmnist": "4f278fe2d067c7d5d973a6a95151983ff0c224882ca78a4f6fe9fe8982a44bf5",
+    "nl_resnet38.fmnist": "fbe0bfff3dcc5f72d47c5f83e27def160ce425d961b712b5a9aac6efb28de79c",
     "sbnl_resnet38.fmnist": "0751d761fcd9a13d9e2973a70bbdaaafe68fb170b60237c9ecafca31e458dcb5",
 }
 
