@@ -101,7 +101,7 @@ def capture(page, path: Path) -> None:
 
 
 def _open(page, url: str, text: str) -> None:
-    page.goto(url)
+    page.goto(url, timeout=300_000)
     page.get_by_text(text, exact=False).first.wait_for(timeout=600_000)
     wait_idle(page)
 

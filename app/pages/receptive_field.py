@@ -2,8 +2,11 @@
 over an image set (samples, uploads or noise)."""
 from __future__ import annotations
 
+from itertools import cycle
+
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 import streamlit as st
 
 from app import compute, inputs, plots, state
@@ -75,10 +78,10 @@ profiles, notes = st.columns([2, 1])
 with profiles:
     st.subheader("Radial profile")
     figure, rows = go.Figure(), []
-    for label, result in zip(labels, results.values()):
+    for colour, label, result in zip(cycle(qualitative.D3), labels, results.values()):
         radii, values = analysis.radial_profile(result.contribution, result.centre)
         values = values / values.max() if values.max() > 0 else values  # one shape per model, peak at 1
-        figure.add_trace(go.Scatter(x=radii, y=values, mode="lines", name=label))
+        figure.add_trace(go.Scatter(x=radii, y=values, mode="lines", name=label, line_color=colour))
         rows.append(pd.DataFrame({"model": label, "radius_px": radii, "contribution": values}))
     figure.update_layout(
         xaxis_title="distance from the centre (pixels)", yaxis_title="mean contribution (peak = 1)", height=360,
