@@ -13,7 +13,7 @@ _SHIPPED: dict[str, str] = {
     "resnet38.fmnist": "6827cf6b4e7a64e101f48a53ecfdf263bc7182557f86cdcaa5e9127287eef03b",
     "sb_resnet38.fmnist": "882cbb821d771a75ef45c72a0928e945abc6733d1038f5dd801bb33363c753bb",
     "nl_resnet38.fmnist": "fbe0bfff3dcc5f72d47c5f83e27def160ce425d961b712b5a9aac6efb28de79c",
-    "sbnl_resnet38.fmnist": "0751d761fcd9a13d9e2973a70bbdaaafe68fb170b60237c9ecafca31e458dcb5",
+    "sbnl_resnet38.fmnist": "8ac931ee4d88d0619617ca9eba692f6ad79eeabce9c450a03316809a5db88781",
 }
 
 for _name, _sha256 in _SHIPPED.items():
