@@ -1,16 +1,19 @@
 """Metrics (top-1, top-5, per class, confusion) and ``sbcore eval`` on the bundled labelled samples."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
-import sys
 
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Subset
 
 import sbcore
+from sbcore.data import LabelledSamples, load_dataset
 from sbcore.evaluate import evaluate, metric_differences
+from sbcore.models.metadata import Preprocessing
 
 
 class FixedLogits(nn.Module):
@@ -53,11 +56,6 @@ def test_metric_differences_name_what_changed():
 
 def test_samples_evaluate_like_the_same_images_of_the_test_split(samples_dir):
     """The PNG samples go through the model's preprocessing and give the metrics of their test-set originals."""
-    import json
-
-    from sbcore.data import LabelledSamples, load_dataset
-    from torch.utils.data import Subset
-
     model = sbcore.create_model("sb_resnet38.fmnist", pretrained=True)
     meta = model.metadata
     samples = LabelledSamples(samples_dir, meta.class_names, meta.preprocessing)
@@ -69,8 +67,7 @@ def test_samples_evaluate_like_the_same_images_of_the_test_split(samples_dir):
         original, original_label = originals[i]
         assert label == original_label
         torch.testing.assert_close(image, original, rtol=0, atol=0)
-    loader = lambda ds: torch.utils.data.DataLoader(ds, batch_size=16)  # noqa: E731
-    assert evaluate(model, loader(samples), 10) == evaluate(model, loader(originals), 10)
+    assert evaluate(model, DataLoader(samples, batch_size=16), 10) == evaluate(model, DataLoader(originals, batch_size=16), 10)
 
 
 def test_sbcore_eval_runs_on_the_bundled_samples(samples_dir):
@@ -86,9 +83,6 @@ def test_sbcore_eval_runs_on_the_bundled_samples(samples_dir):
 
 
 def test_samples_with_labels_the_model_does_not_know_are_refused(samples_dir, tmp_path):
-    from sbcore.data import LabelledSamples
-    from sbcore.models.metadata import Preprocessing
-
     with pytest.raises(sbcore.SBCoreError, match="not among the model's classes"):
         LabelledSamples(samples_dir, ["cat", "dog"], Preprocessing())
     with pytest.raises(sbcore.DatasetNotFoundError, match="has no samples.json"):
