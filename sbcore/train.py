@@ -113,10 +113,11 @@ def train(config: TrainConfig) -> Path | None:
     train_set, val_set = _split(spec, config.val_size, config.seed, config.limit_train)
     test_set = limited_test_split(spec, config.limit_test)
 
+    shuffle_generator = torch.Generator().manual_seed(config.seed)  # saved with the state, so resume keeps the order
     sampler = DistributedSampler(train_set, world, rank, seed=config.seed) if distributed else None
     loader = DataLoader(
         train_set, config.batch_size, shuffle=sampler is None, sampler=sampler, num_workers=config.workers,
-        drop_last=True, generator=torch.Generator().manual_seed(config.seed), persistent_workers=config.workers > 0,
+        drop_last=True, generator=shuffle_generator, persistent_workers=config.workers > 0,
     )
     eval_loader = lambda ds: evaluation_loader(ds, config.workers)  # noqa: E731
 
@@ -147,6 +148,7 @@ def train(config: TrainConfig) -> Path | None:
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, elapsed = int(state["epoch"]), float(state["elapsed"])
         torch.set_rng_state(state["rng"])
+        shuffle_generator.set_state(state["shuffle_rng"])
     if distributed:
         model = nn.parallel.DistributedDataParallel(model)
 
@@ -189,7 +191,8 @@ def train(config: TrainConfig) -> Path | None:
             tqdm.write(json.dumps(record))
             torch.save(
                 {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                 "elapsed": elapsed, "rng": torch.get_rng_state()},
+                 "elapsed": elapsed, "rng": torch.get_rng_state(),
+                 "shuffle_rng": shuffle_generator.get_state()},
                 state_path,
             )
     final = None

@@ -95,6 +95,15 @@ def test_resume_continues_from_the_saved_epoch(run, tmp_path):
     assert recipe["epochs"] == 2 and recipe["resume"] is True
 
 
+def test_resume_keeps_the_shuffle_order_of_an_uninterrupted_run(run, tmp_path):
+    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+    shutil.copytree(run, resumed)
+    assert cli_main(["train", *TINY, "--epochs", "2", "--output", str(resumed), "--resume"]) == 0
+    assert cli_main(["train", *TINY, "--epochs", "2", "--output", str(straight)]) == 0
+    state = lambda folder: torch.load(folder / "train_state.pt", weights_only=True)["shuffle_rng"]  # noqa: E731
+    assert torch.equal(state(resumed), state(straight))
+
+
 def test_a_missing_dataset_gives_one_sentence_and_status_2(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "sbcore.train", *TINY, "--data", str(tmp_path / "nowhere"), "--output", str(tmp_path)],
