@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 import torchvision
@@ -88,3 +89,9 @@ def test_sb_plus_nl_adds_both():
 def test_plain_counterpart_strips_the_variant_prefix():
     assert plain_counterpart("sbnl_resnet50") == "resnet50"
     assert plain_counterpart("resnet38") == "resnet38"
+
+
+def test_sbcore_info_piped_into_a_reader_that_already_closed_prints_no_traceback():
+    # `true` exits before sbcore has counted FLOPs, so every write meets a closed pipe
+    result = subprocess.run("sbcore info resnet38 | true", shell=True, capture_output=True, text=True, timeout=300)
+    assert result.stderr == ""
