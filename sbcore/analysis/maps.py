@@ -97,7 +97,7 @@ def spatial_bias_steps(model: nn.Module, x: torch.Tensor, block: str) -> list[Br
     check_spatial_bias_block(model, block)
     with eval_mode(model):
         module, features = forward_to_block(model, x, block)
-        branch_input = module.relu(module.bn1(module.conv1(features)))  # what the branch reads
+        branch_input = module.spatial_bias_input(features)
         output_size = tuple(module.conv2(branch_input).shape[-2:])
         steps = module.spatial_bias.steps(branch_input, output_size)
     c, h, w = branch_input.shape[1:]

@@ -110,9 +110,14 @@ class Bottleneck(nn.Module):
             else None
         )
 
+    def spatial_bias_input(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, inplanes, H, W) block input -> (B, planes, H, W): the first 1x1 conv + BN + ReLU, which the
+        3x3 conv and the spatial-bias branch both read."""
+        return self.relu(self.bn1(self.conv1(x)))
+
     def forward_detailed(self, x: torch.Tensor) -> BlockOutput:
         identity = x if self.downsample is None else self.downsample(x)
-        reduced = self.relu(self.bn1(self.conv1(x)))
+        reduced = self.spatial_bias_input(x)
         out = self.conv2(reduced)
         result = BlockOutput(out)
         if self.spatial_bias is not None:
