@@ -24,6 +24,7 @@ from sbcore.analysis.predict import class_label
 from sbcore.analysis.throughput import DTYPES, format_throughput_table, measure_throughput
 from sbcore.errors import SBCoreError
 from sbcore.images import load_image, model_view, preprocess
+from sbcore.models.registry import resolve_model
 
 MODEL_HELP = (
     "a registered architecture at random initialisation (sb_resnet50, resnet38, ...), shipped weights "
@@ -33,17 +34,7 @@ MODEL_HELP = (
 
 def load_model(spec: str, device: str = "cpu") -> nn.Module:
     """A model from a registered name, shipped ``arch.tag`` weights or a checkpoint path, in eval mode."""
-    from sbcore.checkpoint import load_checkpoint
-    from sbcore.models import create_model
-
-    path = Path(spec)
-    if path.suffix in (".safetensors", ".json") or path.exists():
-        model = load_checkpoint(path)
-    elif "." in spec:
-        model = create_model(spec, pretrained=True)
-    else:
-        model = create_model(spec)
-    return model.to(device).eval()
+    return resolve_model(spec).to(device).eval()
 
 
 def _model_key(spec: str) -> str:
