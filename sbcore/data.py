@@ -81,9 +81,8 @@ class FashionMNIST(Dataset):
 class LabelledSamples(Dataset):
     """The labelled images listed in a folder's ``samples.json`` (entries with label null are skipped).
 
-    Each entry names a ``file`` beside the JSON and a ``label`` (a class name). Images are read
-    in the model's colour mode (``L`` for 1 channel, else ``RGB``) and resized, centre-cropped
-    and normalised by the model's preprocessing, giving (C, H, W) tensors.
+    Each entry names a ``file`` beside the JSON and a ``label`` (a class name). Images go through
+    ``sbcore.images`` exactly as the app and CLI feed them to a model, giving (C, H, W) tensors.
     """
 
     def __init__(self, folder: str | Path, class_names: list[str], preprocessing: Preprocessing) -> None:
@@ -102,17 +101,15 @@ class LabelledSamples(Dataset):
         if missing:
             raise DatasetNotFoundError(f"{listing} lists images that are not in {self.folder}: {missing[:5]}.")
         self.targets = [class_names.index(e["label"]) for e in entries]
-        self.mode = "L" if preprocessing.input_size[0] == 1 else "RGB"
-        self.transform = build_transforms(preprocessing, train=False, dataset="imagefolder")
+        self.preprocessing = preprocessing
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
+        from sbcore.images import load_image, preprocess
 
-        with Image.open(self.files[index]) as image:
-            return self.transform(image.convert(self.mode)), self.targets[index]
+        return preprocess(load_image(self.files[index]), self.preprocessing)[0], self.targets[index]
 
 
 @dataclass
