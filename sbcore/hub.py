@@ -13,6 +13,7 @@ from torch.hub import load_state_dict_from_url
 from torchvision import models as tv_models
 
 from sbcore.convert import widen_state_dict
+from sbcore.cost import plain_counterpart
 from sbcore.errors import OfflineError, UnknownModelError
 
 _TORCHVISION_WEIGHTS = {
@@ -25,7 +26,7 @@ _TORCHVISION_WEIGHTS = {
 
 def torchvision_weights(architecture: str) -> tv_models.WeightsEnum:
     """The torchvision weights enum for a plain, sb_, nl_ or sbnl_ ImageNet ResNet."""
-    plain = architecture.split("_")[-1]
+    plain = plain_counterpart(architecture)
     if plain not in _TORCHVISION_WEIGHTS:
         raise UnknownModelError(f"torchvision has no ImageNet weights for {architecture!r}.")
     return _TORCHVISION_WEIGHTS[plain]
