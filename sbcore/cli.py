@@ -30,6 +30,7 @@ def run_command(args: argparse.Namespace) -> int:
     """Run parsed arguments (``args.run``, ``args.command``); user errors print one line on stderr and give status 2."""
     try:
         args.run(args)
+        sys.stdout.flush()  # a buffered stdout meets a closed pipe here, not at interpreter exit
     except SBCoreError as error:
         print(f"sbcore {args.command}: error: {error}", file=sys.stderr)
         return 2
