@@ -73,8 +73,8 @@ def _load_failure(error: Exception) -> str:
     """One sentence for a failed ``torch.load``, never torch's advice to retry with weights_only=False."""
     text = str(error).strip()
     if "Unsupported global" in text:
-        return ("The file holds pickled Python objects besides tensors, which could run code, so it is not opened; "
-                "save only the state dict (torch.save(model.state_dict(), path)) or convert it to safetensors.")
+        return ("Not a readable PyTorch state dict: it holds pickled Python objects besides tensors, which could "
+                "run code, so it is not opened; save only the state dict or convert it to safetensors.")
     if text.startswith("Weights only load failed"):
         return "Not a readable PyTorch state dict (the file is not a torch.save file)."
     reason = text.split(". ")[0].splitlines()[0][:200] if text else "the file is empty or ends early"
