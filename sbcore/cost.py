@@ -9,7 +9,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from sbcore.cli_types import integer
 from sbcore.layers import NonLocal2d, SpatialBias
+from sbcore.schema import MAX_CHANNELS, MAX_CLASSES, MAX_SIDE
 
 
 @dataclass
@@ -124,7 +126,10 @@ def configure_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``sbcore info MODEL``."""
     parser = subparsers.add_parser("info", help="parameters (total, added by SB/NL, per stage) and FLOPs of a model")
     parser.add_argument("model", help="registered architecture, e.g. sb_resnet50 or sb_resnet38")
-    parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
-    parser.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the model's)")
-    parser.add_argument("--in-chans", type=int, default=None, help="input channels (default: the model's)")
+    parser.add_argument("--input-size", type=integer(8, MAX_SIDE), default=None,
+                        help=f"square input side, 8 to {MAX_SIDE} (default: the model's)")
+    parser.add_argument("--num-classes", type=integer(1, MAX_CLASSES), default=None,
+                        help="classifier outputs (default: the model's)")
+    parser.add_argument("--in-chans", type=integer(1, MAX_CHANNELS), default=None,
+                        help="input channels (default: the model's)")
     parser.set_defaults(run=_run_info)

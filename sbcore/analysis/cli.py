@@ -22,9 +22,11 @@ from sbcore.analysis.erf import effective_receptive_field, noise_images, radial_
 from sbcore.analysis.maps import check_spatial_bias_block, spatial_bias_maps, spatial_bias_steps
 from sbcore.analysis.predict import class_label
 from sbcore.analysis.throughput import DTYPES, format_throughput_table, measure_throughput
+from sbcore.cli_types import MAX_BATCH, device, integer, output_folder, real, seed
 from sbcore.errors import SBCoreError
 from sbcore.images import load_image, model_view, preprocess
 from sbcore.models.registry import resolve_model
+from sbcore.schema import MAX_CLASSES, MAX_SIDE
 
 MODEL_HELP = (
     "a registered architecture at random initialisation (sb_resnet50, resnet38, ...), shipped weights "
@@ -41,12 +43,6 @@ def _model_key(spec: str) -> str:
     """The name a model gets in tables: the spec itself, or a checkpoint's file stem."""
     path = Path(spec)
     return path.with_suffix("").name if path.suffix in (".safetensors", ".json") or path.exists() else spec
-
-
-def _out_dir(args: argparse.Namespace) -> Path:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _write_json(path: Path, data: object) -> Path:
@@ -71,8 +67,9 @@ def _input(model: nn.Module, image_path: str, invert: bool, device: str) -> tupl
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="folder for the PNG and JSON/CSV results (created if missing)")
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--out", type=output_folder, required=True,
+                        help="folder for the PNG and JSON/CSV results (created if missing)")
+    parser.add_argument("--device", type=device, default="cpu", help="torch device: cpu, cuda or cuda:N (default: cpu)")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +87,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_maps(args: argparse.Namespace) -> None:
-    model, out = load_model(args.model, args.device), _out_dir(args)
+    model, out = load_model(args.model, args.device), args.out
     query = tuple(args.query)
     if args.steps:
         check_spatial_bias_block(model, args.steps)  # before any work is done
@@ -128,9 +125,9 @@ def configure_maps(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_common(parser)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, GIF, BMP, TIFF, WebP)")
-    parser.add_argument("--query", nargs=2, type=float, default=(0.5, 0.5), metavar=("ROW", "COL"),
+    parser.add_argument("--query", nargs=2, type=real(0, 1), default=(0.5, 0.5), metavar=("ROW", "COL"),
                         help="non-local query position as fractions of the image height and width (default: 0.5 0.5)")
-    parser.add_argument("--top-k", type=int, default=5, help="number of predictions to report (default: 5)")
+    parser.add_argument("--top-k", type=integer(1, 100), default=5, help="number of predictions to report, 1 to 100 (default: 5)")
     parser.add_argument("--steps", metavar="BLOCK", default=None,
                         help="also draw the step-through of this block's spatial-bias branch, e.g. layer1.0")
     parser.set_defaults(run=_run_maps)
@@ -140,7 +137,7 @@ def configure_maps(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_explain(args: argparse.Namespace) -> None:
-    model, out = load_model(args.model, args.device), _out_dir(args)
+    model, out = load_model(args.model, args.device), args.out
     x, view = _input(model, args.image, args.invert, args.device)
     stem = Path(args.image).stem
     attributions, report = [], {"model": args.model, "image": args.image, "methods": {}}
@@ -174,15 +171,18 @@ def configure_explain(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("image", metavar="IMAGE", help="an image file (PNG, JPEG, GIF, BMP, TIFF, WebP)")
     parser.add_argument("--method", nargs="+", choices=list(ATTRIBUTION_METHODS), default=["integrated_gradients"],
                         help="one or more methods (default: integrated_gradients)")
-    parser.add_argument("--target", type=int, default=None, help="class index to explain (default: the predicted one)")
+    parser.add_argument("--target", type=integer(0, MAX_CLASSES - 1), default=None,
+                        help="class index to explain (default: the predicted one)")
     parser.add_argument("--stage", default=None, help="Grad-CAM stage, e.g. layer3 (default: the last stage)")
-    parser.add_argument("--steps", type=int, default=32, help="Integrated Gradients path steps (default: 32)")
-    parser.add_argument("--internal-batch-size", type=int, default=16,
+    parser.add_argument("--steps", type=integer(1, 1_000), default=32,
+                        help="Integrated Gradients path steps, 1 to 1000 (default: 32)")
+    parser.add_argument("--internal-batch-size", type=integer(1, MAX_BATCH), default=16,
                         help="inputs per forward pass inside IG and Occlusion; lower it to save memory (default: 16)")
     parser.add_argument("--smoothgrad", action="store_true",
                         help="average each gradient method over noisy copies of the image (SmoothGrad)")
-    parser.add_argument("--smoothgrad-samples", type=int, default=8, help="noisy copies for SmoothGrad (default: 8)")
-    parser.add_argument("--noise-std", type=float, default=0.15,
+    parser.add_argument("--smoothgrad-samples", type=integer(1, 256), default=8,
+                        help="noisy copies for SmoothGrad, 1 to 256 (default: 8)")
+    parser.add_argument("--noise-std", type=real(0, 10), default=0.15,
                         help="SmoothGrad noise as a fraction of the input's value range (default: 0.15)")
     parser.set_defaults(run=_run_explain)
 
@@ -201,7 +201,7 @@ def _erf_images(args: argparse.Namespace, model: nn.Module) -> torch.Tensor:
 
 
 def _run_erf(args: argparse.Namespace) -> None:
-    model, out = load_model(args.model, args.device), _out_dir(args)
+    model, out = load_model(args.model, args.device), args.out
     images = _erf_images(args, model)
     with tqdm(total=len(images), desc=f"erf {args.stage}", unit="image") as bar:
         result = effective_receptive_field(model, images, args.stage, progress=_tqdm_progress(bar),
@@ -240,11 +240,12 @@ def configure_erf(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stage", required=True, help="stage whose centre output is traced, e.g. layer2")
     parser.add_argument("--images", nargs="+", default=["noise"], metavar="IMAGE",
                         help='image files, or "noise" for random normal images (default: noise)')
-    parser.add_argument("--count", type=int, default=16, help="number of noise images (default: 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise images (default: 0)")
-    parser.add_argument("--input-size", type=int, default=None,
-                        help="square side of the noise images (default: the model's input size)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per forward/backward pass (default: 8)")
+    parser.add_argument("--count", type=integer(1, 1_024), default=16, help="number of noise images, 1 to 1024 (default: 16)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the noise images (default: 0)")
+    parser.add_argument("--input-size", type=integer(8, MAX_SIDE), default=None,
+                        help=f"square side of the noise images, 8 to {MAX_SIDE} (default: the model's input size)")
+    parser.add_argument("--batch-size", type=integer(1, 256), default=8,
+                        help="images per forward/backward pass, 1 to 256 (default: 8)")
     parser.set_defaults(run=_run_erf)
 
 
@@ -258,7 +259,7 @@ def _run_bench(args: argparse.Namespace) -> None:
         raise SBCoreError("The models expect different numbers of input channels; benchmark them separately.")
     first = next(iter(models.values())).metadata.preprocessing.input_size
     size = args.input_size or first[1]
-    out = _out_dir(args)
+    out = args.out
     with tqdm(desc="bench", unit="run") as bar:
         rows = measure_throughput(
             models, args.batch_sizes, (first[0], size, size), device=args.device, dtype=args.dtype,
@@ -287,15 +288,17 @@ def configure_bench(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help=MODEL_HELP)
     _add_output_options(parser)
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8], help="batch sizes (default: 1 8)")
-    parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the first model's)")
+    parser.add_argument("--batch-sizes", nargs="+", type=integer(1, MAX_BATCH), default=[1, 8],
+                        help=f"batch sizes, 1 to {MAX_BATCH} (default: 1 8)")
+    parser.add_argument("--input-size", type=integer(8, MAX_SIDE), default=None,
+                        help=f"square input side, 8 to {MAX_SIDE} (default: the first model's)")
     parser.add_argument("--dtype", choices=list(DTYPES), default="fp32",
                         help="fp32, or bf16/fp16 through autocast (default: fp32)")
     parser.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models first")
-    parser.add_argument("--min-run-time", type=float, default=1.0,
+    parser.add_argument("--min-run-time", type=real(0, 60, above_low=True), default=1.0,
                         help="seconds of timing per model and batch size, split over the rounds (default: 1.0)")
-    parser.add_argument("--rounds", type=int, default=3, help="round-robin passes over the models (default: 3)")
+    parser.add_argument("--rounds", type=integer(1, 100), default=3, help="round-robin passes over the models, 1 to 100 (default: 3)")
     parser.set_defaults(run=_run_bench)
 
 
