@@ -84,7 +84,7 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
     except MemoryError:
         raise ImageError(f"{name} needs more memory to decode than this machine allows.") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
-        if "decoder" in str(error):  # PIL recognises the format but lacks the codec for it
+        if "not available" in str(error):  # "decoder jpeg2k not available": PIL knows the format, lacks the codec
             raise ImageError(f"{name} uses an encoding this installation cannot decode ({error}).") from None
         raise ImageError(f"{name} is truncated or corrupt ({error}).") from None
 

@@ -91,8 +91,8 @@ def _run_maps(args: argparse.Namespace) -> None:
     query = tuple(args.query)
     if args.steps:
         check_spatial_bias_block(model, args.steps)  # before any work is done
-    for image_path in tqdm(args.images, desc="maps", unit="image"):
-        x, view = _input(model, image_path, args.invert, args.device)
+    inputs = [(path, *_input(model, path, args.invert, args.device)) for path in args.images]  # every file checked first
+    for image_path, x, view in tqdm(inputs, desc="maps", unit="image"):
         result = spatial_bias_maps(model, x, query=query, top_k=args.top_k)
         stem = Path(image_path).stem
         if result.spatial_bias:

@@ -1,0 +1,45 @@
+"""Helpers for the bad-input suite: run cases in fresh processes, grouped through child.py or one real ``python -m sbcore`` each."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CHILD = Path(__file__).with_name("child.py")
+MEMORY_LIMIT_KB = 1536 * 1024  # 1.5 GB: no process may grow past this on any bad input
+SHIRT = ROOT / "assets" / "samples" / "fmnist_0004_shirt.png"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def run_group(kind: str, cases: list[Any]) -> list[dict[str, Any]]:
+    """One fresh child process runs every case of a group; returns one report per case (see child.py)."""
+    done = subprocess.run([sys.executable, str(CHILD), kind], input=json.dumps(cases), capture_output=True,
+                          text=True, cwd=ROOT, env=ENV, timeout=900)
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert done.returncode == 0 and len(reports) == len(cases), done.stderr[-3000:]
+    return reports
+
+
+@dataclass
+class Finished:
+    status: int
+    stdout: str
+    stderr: str
+    peak_kb: int  # the process's maximum resident set size
+
+
+def run_sbcore(*argv: str) -> Finished:
+    """``python -m sbcore ARGV`` as a real process, with its own peak memory from wait4."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen([sys.executable, "-m", "sbcore", *argv], stdout=out, stderr=err, cwd=ROOT, env=ENV)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Finished(process.returncode, out.read(), err.read(), usage.ru_maxrss)
