@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sbcore.errors import CheckpointError, SBCoreError
+from sbcore.models.build import build_model
 from sbcore.models.metadata import ModelMetadata
 from sbcore.schema import FORMAT, load_document
 
@@ -131,8 +132,6 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None, map_lo
     problem: missing or invalid metadata (the field), unknown architecture, pickle or truncated
     weights, sha256 mismatch, non-finite or non-float tensors, missing/unexpected/mis-shaped keys.
     """
-    from sbcore.models.registry import build_model
-
     metadata, document = read_metadata(path)
     weights_path, _ = checkpoint_paths(path)
     if not weights_path.is_file():

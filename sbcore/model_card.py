@@ -8,6 +8,7 @@ from torch import nn
 
 from sbcore.cli_types import output_file
 from sbcore.cost import cost_report
+from sbcore.factory import resolve_model
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -64,8 +65,6 @@ def _placement(model: nn.Module) -> str:
 
 
 def _run_card(args: argparse.Namespace) -> None:
-    from sbcore.models.registry import resolve_model
-
     text = model_card_markdown(resolve_model(args.model))
     if args.out:
         Path(args.out).write_text(text)

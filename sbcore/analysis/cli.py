@@ -25,7 +25,7 @@ from sbcore.analysis.throughput import DTYPES, format_throughput_table, measure_
 from sbcore.cli_types import MAX_BATCH, device, integer, output_folder, real, seed
 from sbcore.errors import SBCoreError
 from sbcore.images import load_image, model_view, preprocess
-from sbcore.models.registry import resolve_model
+from sbcore.factory import resolve_model
 from sbcore.schema import MAX_CLASSES, MAX_SIDE
 
 MODEL_HELP = (
