@@ -93,20 +93,20 @@ def _probe_folder(folder: Path, text: str) -> None:
         raise argparse.ArgumentTypeError(f"cannot write to {text} ({error.strerror or error})") from None
 
 
-def output_folder(text: str) -> Path:
-    """An argparse type: a folder that exists or can be created, and can be written to."""
+def output_folder(text: str) -> str:
+    """An argparse type: a folder that exists or can be created (it is created), and can be written to."""
     folder = Path(text)
     if folder.exists() and not folder.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
     _probe_folder(folder, text)
-    return folder
+    return text
 
 
-def output_file(text: str) -> Path:
+def output_file(text: str) -> str:
     """An argparse type: a file path whose folder exists or can be created, and can be written to."""
     path = Path(text)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; name a file")
     _probe_folder(path.parent, text)
-    return path
+    return text
 

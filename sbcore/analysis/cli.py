@@ -28,6 +28,7 @@ from sbcore.images import load_image, model_view, preprocess
 from sbcore.factory import resolve_model
 from sbcore.schema import MAX_CLASSES, MAX_SIDE
 
+TERMINAL_ONLY = None  # tqdm's disable=None: progress bars on a terminal only, so pipes and logs get results and errors
 MODEL_HELP = (
     "a registered architecture at random initialisation (sb_resnet50, resnet38, ...), shipped weights "
     "as ARCH.TAG (sb_resnet38.fmnist), or a checkpoint path (.safetensors or .json)"
@@ -87,12 +88,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_maps(args: argparse.Namespace) -> None:
-    model, out = load_model(args.model, args.device), args.out
+    model, out = load_model(args.model, args.device), Path(args.out)
     query = tuple(args.query)
     if args.steps:
         check_spatial_bias_block(model, args.steps)  # before any work is done
     inputs = [(path, *_input(model, path, args.invert, args.device)) for path in args.images]  # every file checked first
-    for image_path, x, view in tqdm(inputs, desc="maps", unit="image"):
+    for image_path, x, view in tqdm(inputs, desc="maps", unit="image", disable=TERMINAL_ONLY):
         result = spatial_bias_maps(model, x, query=query, top_k=args.top_k)
         stem = Path(image_path).stem
         if result.spatial_bias:
@@ -137,11 +138,11 @@ def configure_maps(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_explain(args: argparse.Namespace) -> None:
-    model, out = load_model(args.model, args.device), args.out
+    model, out = load_model(args.model, args.device), Path(args.out)
     x, view = _input(model, args.image, args.invert, args.device)
     stem = Path(args.image).stem
     attributions, report = [], {"model": args.model, "image": args.image, "methods": {}}
-    for method in tqdm(args.method, desc="explain", unit="method"):
+    for method in tqdm(args.method, desc="explain", unit="method", disable=TERMINAL_ONLY):
         result = attribute(
             model, x, method, args.target, stage=args.stage, n_steps=args.steps,
             internal_batch_size=args.internal_batch_size, smoothgrad=args.smoothgrad,
@@ -201,9 +202,9 @@ def _erf_images(args: argparse.Namespace, model: nn.Module) -> torch.Tensor:
 
 
 def _run_erf(args: argparse.Namespace) -> None:
-    model, out = load_model(args.model, args.device), args.out
+    model, out = load_model(args.model, args.device), Path(args.out)
     images = _erf_images(args, model)
-    with tqdm(total=len(images), desc=f"erf {args.stage}", unit="image") as bar:
+    with tqdm(total=len(images), desc=f"erf {args.stage}", unit="image", disable=TERMINAL_ONLY) as bar:
         result = effective_receptive_field(model, images, args.stage, progress=_tqdm_progress(bar),
                                            batch_size=args.batch_size)
     stem = f"erf_{args.stage}"
@@ -259,8 +260,8 @@ def _run_bench(args: argparse.Namespace) -> None:
         raise SBCoreError("The models expect different numbers of input channels; benchmark them separately.")
     first = next(iter(models.values())).metadata.preprocessing.input_size
     size = args.input_size or first[1]
-    out = args.out
-    with tqdm(desc="bench", unit="run") as bar:
+    out = Path(args.out)
+    with tqdm(desc="bench", unit="run", disable=TERMINAL_ONLY) as bar:
         rows = measure_throughput(
             models, args.batch_sizes, (first[0], size, size), device=args.device, dtype=args.dtype,
             channels_last=args.channels_last, compile=args.compile, min_run_time=args.min_run_time,

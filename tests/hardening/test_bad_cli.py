@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from sbcore.cli import main
+
 from hardening_harness import MEMORY_LIMIT_KB, SHIRT, run_group, run_sbcore
 from bad_inputs import BAD_CHECKPOINTS, encode, strip_png, tiny_checkpoint, write_bad_checkpoint
 
@@ -147,7 +149,7 @@ def test_bad_invocation_gets_one_line_and_status_2(reports, index):
     assert "traceback" not in report, report["traceback"]
     lines = report["stderr"].splitlines()
     assert report["status"] == 2 and len(lines) == 1, report
-    command = f"sbcore {argv[0]}" if argv and argv[0] != "bogus" else "sbcore"
+    command = f"sbcore {argv[0]}" if argv and argv[0] != "bogus" and "unrecognized" not in words else "sbcore"
     assert lines[0].startswith(f"{command}: error: ") and words in lines[0], lines[0]
     assert "Traceback" not in lines[0] and report["peak_kb"] < MEMORY_LIMIT_KB
 
@@ -157,9 +159,8 @@ def test_bad_invocation_gets_one_line_and_status_2(reports, index):
     [
         (["info", "resnet38", "--input-size", "-1"], "argument --input-size: must be an integer from 8 to 1,024"),
         (["maps", M, str(SHIRT), "--out", "/tmp/sbcore-hardening", "--device", "cuda"], "argument --device: 'cuda'"),
-        (["train", "--epochs", "-1"], "argument --epochs: must be an integer from 1"),
     ],
-    ids=["info-input-size", "maps-device-cuda", "train-epochs"],
+    ids=["info-input-size", "maps-device-cuda"],
 )
 def test_a_real_python_m_sbcore_process_prints_one_line_and_exits_2(argv, words):
     if argv[-1] == "cuda" and __import__("torch").cuda.is_available():
@@ -189,7 +190,7 @@ def test_card_refuses_a_grid_size_100_checkpoint_in_a_real_process_within_the_me
     print(f"\ncard on a grid_size 100 checkpoint: peak RSS {finished.peak_kb / 1024:.0f} MB")
 
 
-def test_info_describes_shipped_weights_by_their_name():
-    finished = run_sbcore("info", "sb_resnet38.fmnist")
-    assert finished.status == 0, finished.stderr
-    assert finished.stdout.startswith("sb_resnet38 at 1x28x28") and "vs resnet38" in finished.stdout
+def test_info_describes_shipped_weights_by_their_name(capsys):
+    assert main(["info", "sb_resnet38.fmnist"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sb_resnet38 at 1x28x28") and "vs resnet38: +0.055 M params" in out
