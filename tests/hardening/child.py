@@ -1,10 +1,11 @@
 """Runs a group of bad-input cases in one fresh Python process and reports each as a JSON line.
 
-    python tests/hardening/child.py KIND < cases.json
+    python tests/hardening/child.py < cases.json
 
-KIND is ``cli`` (each case an argv for ``sbcore.cli.main``), ``checkpoint`` (a path for
-``sbcore.load_checkpoint``), ``image`` (a path for ``load_image`` then ``model_view``) or
-``app`` (a path uploaded on the Explore page through AppTest). Each report carries the exit
+Each case is ``[kind, argument]``: ``cli`` (an argv for ``sbcore.cli.main``), ``checkpoint``
+(a path for ``sbcore.load_checkpoint``), ``image`` (a path for ``load_image`` then
+``model_view``) or ``app`` (a path uploaded on the Explore page through AppTest, one session
+for all such cases). Each report carries the exit
 status, what reached stderr, any uncaught exception as a traceback, and the process's peak
 resident memory during that case alone (the high-water mark is reset through
 /proc/self/clear_refs before each case).
@@ -88,13 +89,12 @@ RUNNERS: dict[str, Callable[[Any], dict[str, Any]]] = {"cli": _cli, "checkpoint"
 
 
 def main() -> None:
-    run = RUNNERS[sys.argv[1]]
-    for case in json.load(sys.stdin):
+    for kind, argument in json.load(sys.stdin):
         _reset_peak()
         stderr, stdout = io.StringIO(), io.StringIO()
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
             try:
-                report = run(case)
+                report = RUNNERS[kind](argument)
             except BaseException:  # anything escaping is exactly what the suite looks for
                 report = {"status": None, "traceback": traceback.format_exc()}
         report.update(stderr=stderr.getvalue(), peak_kb=peak_kb())

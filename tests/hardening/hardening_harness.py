@@ -17,9 +17,9 @@ SHIRT = ROOT / "assets" / "samples" / "fmnist_0004_shirt.png"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
-def run_group(kind: str, cases: list[Any]) -> list[dict[str, Any]]:
-    """One fresh child process runs every case of a group; returns one report per case (see child.py)."""
-    done = subprocess.run([sys.executable, str(CHILD), kind], input=json.dumps(cases), capture_output=True,
+def run_group(cases: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """One fresh child process runs every ``(kind, argument)`` case; returns one report per case (see child.py)."""
+    done = subprocess.run([sys.executable, str(CHILD)], input=json.dumps(cases), capture_output=True,
                           text=True, cwd=ROOT, env=ENV, timeout=900)
     reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert done.returncode == 0 and len(reports) == len(cases), done.stderr[-3000:]

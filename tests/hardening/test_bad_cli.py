@@ -3,9 +3,8 @@ and no process grows past 1.5 GB. Most cases share one child process (child.py);
 real ``python -m sbcore`` processes."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from PIL import Image
 
 from sbcore.cli import main
 
@@ -51,7 +50,7 @@ CASES: list[tuple[list[str], str]] = [
     # maps
     (["maps", M, "{shirt}", "--out", "/proc/x"], "argument --out: cannot write to /proc/x"),
     (["maps", M, "{shirt}", "--out", "{shirt}"], "is a file, not a folder"),
-    (["maps", M, "{shirt}", *OUT, "--device", "cuda:7"], "argument --device: 'cuda:7'"),
+    (["maps", M, "{shirt}", *OUT, "--device", "cuda:99"], "argument --device: 'cuda:99'"),
     (["maps", M, "{shirt}", *OUT, "--device", "tpu"], "argument --device: 'tpu' is not a torch device"),
     (["maps", M, "{shirt}", *OUT, "--top-k", "0"], "argument --top-k: must be an integer from 1 to 100, got '0'"),
     (["maps", M, "{shirt}", *OUT, "--top-k", "-3"], "argument --top-k: must be an integer from 1 to 100, got '-3'"),
@@ -118,7 +117,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     """The paths the placeholders stand for: a scratch folder, bad images and bad checkpoints."""
     tmp = tmp_path_factory.mktemp("cli")
     (tmp / "text.png").write_text("not pixels")
-    (tmp / "eps.png").write_bytes(encode(__import__("PIL.Image").Image.new("L", (8, 8)), "EPS"))
+    (tmp / "eps.png").write_bytes(encode(Image.new("L", (8, 8)), "EPS"))
     (tmp / "wide.png").write_bytes(strip_png(1_600_000, 1))
     good = tiny_checkpoint(tmp)
     broken = {case: (edit, kind) for case, edit, kind, _ in BAD_CHECKPOINTS}
@@ -135,7 +134,7 @@ def _argv(argv: list[str], files: dict[str, str]) -> list[str]:
 @pytest.fixture(scope="module")
 def reports(files) -> list[dict]:
     """Every case of the table, run in one child process."""
-    return run_group("cli", [_argv(argv, files) for argv, _ in CASES])
+    return run_group([("cli", _argv(argv, files)) for argv, _ in CASES])
 
 
 def test_the_table_has_at_least_sixty_cases():
@@ -154,20 +153,12 @@ def test_bad_invocation_gets_one_line_and_status_2(reports, index):
     assert "Traceback" not in lines[0] and report["peak_kb"] < MEMORY_LIMIT_KB
 
 
-@pytest.mark.parametrize(
-    "argv, words",
-    [
-        (["info", "resnet38", "--input-size", "-1"], "argument --input-size: must be an integer from 8 to 1,024"),
-        (["maps", M, str(SHIRT), "--out", "/tmp/sbcore-hardening", "--device", "cuda"], "argument --device: 'cuda'"),
-    ],
-    ids=["info-input-size", "maps-device-cuda"],
-)
-def test_a_real_python_m_sbcore_process_prints_one_line_and_exits_2(argv, words):
-    if argv[-1] == "cuda" and __import__("torch").cuda.is_available():
-        argv = [*argv[:-1], "cuda:99"]
-    finished = run_sbcore(*argv)
+def test_a_real_python_m_sbcore_process_prints_one_line_and_exits_2():
+    finished = run_sbcore("info", "resnet38", "--input-size", "-1")
     assert finished.status == 2 and finished.stdout == ""
-    assert len(finished.stderr.splitlines()) == 1 and words in finished.stderr, finished.stderr
+    assert finished.stderr.splitlines() == [
+        "sbcore info: error: argument --input-size: must be an integer from 8 to 1,024, got '-1' (see sbcore info --help)"
+    ]
     assert finished.peak_kb < MEMORY_LIMIT_KB
 
 
