@@ -26,20 +26,26 @@ def run_group(cases: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     return reports
 
 
+# A small Python process starts sbcore and reads its peak from RUSAGE_CHILDREN: a process forked
+# straight from pytest would report pytest's own size, which Linux carries over into the child's maxrss.
+_LAUNCHER = (
+    "import resource, subprocess, sys; status = subprocess.call(sys.argv[2:]); "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(status)"
+)
+
+
 @dataclass
 class Finished:
     status: int
     stdout: str
     stderr: str
-    peak_kb: int  # the process's maximum resident set size
+    peak_kb: int  # the sbcore process's maximum resident set size
 
 
 def run_sbcore(*argv: str) -> Finished:
-    """``python -m sbcore ARGV`` as a real process, with its own peak memory from wait4."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen([sys.executable, "-m", "sbcore", *argv], stdout=out, stderr=err, cwd=ROOT, env=ENV)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Finished(process.returncode, out.read(), err.read(), usage.ru_maxrss)
+    """``python -m sbcore ARGV`` as a real process, with its own peak memory."""
+    with tempfile.TemporaryDirectory() as folder:
+        peak = Path(folder) / "peak_kb"
+        done = subprocess.run([sys.executable, "-c", _LAUNCHER, str(peak), sys.executable, "-m", "sbcore", *argv],
+                              capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=600)
+        return Finished(done.returncode, done.stdout, done.stderr, int(peak.read_text()))
