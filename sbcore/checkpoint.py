@@ -76,7 +76,7 @@ def check_weights_file(path: str | Path) -> None:
     if head.startswith(_PICKLE_MAGIC):
         raise CheckpointError(
             f"{path.name} is a pickle/torch.save file, not safetensors; pickles can run code and are not "
-            "opened here. Convert it with sbcore.convert_reference_state_dict or save it as safetensors."
+            "opened here, so convert it with sbcore.convert_reference_state_dict or save it as safetensors."
         )
 
 

@@ -31,8 +31,13 @@ Check = Callable[[Any, str], None]  # (value, dotted field name) -> None, or rai
 
 
 def _fail(field: str, expected: str, value: Any) -> None:
-    shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
-    raise CheckpointError(f"{field} must be {expected}, got {shown[:60]}.")
+    if isinstance(value, list):
+        shown = f"a list of {len(value)}"
+    elif isinstance(value, dict):
+        shown = "an object"
+    else:
+        shown = repr(value)[:60]
+    raise CheckpointError(f"{field} must be {expected}, got {shown}.")
 
 
 def integer(low: int, high: int) -> Check:
@@ -53,14 +58,15 @@ def number(low: float, high: float, *, above_low: bool = False) -> Check:
     return check
 
 
-def string(max_length: int = 1_000, choices: tuple[str, ...] = (), pattern: str | None = None) -> Check:
+def string(max_length: int = 1_000, choices: tuple[str, ...] = (), pattern: tuple[str, str] | None = None) -> Check:
+    """A string; with ``choices`` one of them, with ``pattern`` = (regex, description) one matching it."""
     def check(value: Any, field: str) -> None:
         if not isinstance(value, str) or len(value) > max_length:
             _fail(field, f"a string of at most {max_length} characters", value)
         if choices and value not in choices:
             _fail(field, f"one of {', '.join(choices)}", value)
-        if pattern and not re.fullmatch(pattern, value):
-            _fail(field, f"a string like {pattern!r}", value)
+        if pattern and not re.fullmatch(pattern[0], value):
+            _fail(field, pattern[1], value)
 
     return check
 
@@ -82,7 +88,8 @@ def optional(inner: Check) -> Check:
 def array(item: Check, min_length: int = 0, max_length: int = MAX_CLASSES) -> Check:
     def check(value: Any, field: str) -> None:
         if not isinstance(value, list) or not min_length <= len(value) <= max_length:
-            _fail(field, f"a list of {min_length} to {max_length:,} items", value)
+            count = f"{min_length}" if min_length == max_length else f"{min_length} to {max_length:,}"
+            _fail(field, f"a list of {count}", value)
         for index, element in enumerate(value):
             item(element, f"{field}[{index}]")
 
@@ -138,7 +145,7 @@ SPATIAL_BIAS = mapping({
     "kernel_size": integer(1, 15),
 })
 NON_LOCAL = mapping({
-    "blocks": array(string(20, pattern=r"layer[1-4]\.\d{1,2}"), 0, 64),
+    "blocks": array(string(20, pattern=(r"layer[1-4]\.\d{1,2}", "a block name such as 'layer2.1'")), 0, 64),
     "subsample": boolean,
 })
 MODEL_KWARGS = mapping({
@@ -181,7 +188,7 @@ DOCUMENT = mapping(
         "training": mapping({"dataset": optional(string()), "data": optional(string())}, values=scalar),
         "metrics": METRICS,
         "pretrained": optional(string()),
-        "weights_sha256": string(64, pattern="[0-9a-f]{64}"),
+        "weights_sha256": string(64, pattern=("[0-9a-f]{64}", "64 lowercase hexadecimal digits")),
     },
     required=("format", "architecture"),
 )
