@@ -121,7 +121,7 @@ def mapping(fields: dict[str, Check], required: tuple[str, ...] = (), values: Ch
             known = ", ".join(fields)
             raise CheckpointError(f"{prefix}{unknown[0]} is not a known field (known: {known}).")
         if len(unknown) > 200:
-            raise CheckpointError(f"{field} has {len(unknown)} entries; at most 200 are allowed.")
+            raise CheckpointError(f"{field} has {len(unknown):,} entries; at most 200 are allowed.")
         for key, element in value.items():
             (fields.get(key) or values)(element, f"{prefix}{key}")
 

@@ -122,6 +122,15 @@ def _deep(levels: int) -> Callable[[Path], None]:
     return write
 
 
+def _many_keys(count: int) -> Callable[[Path], None]:
+    def write(meta: Path) -> None:
+        document = json.loads(meta.read_text())
+        document["training"] = {f"k{i}": 0 for i in range(count)}
+        meta.write_text(json.dumps(document, separators=(",", ":")))
+
+    return write
+
+
 def _replace_text(text: str) -> Callable[[Path], None]:
     return lambda meta: meta.write_text(text)
 
@@ -174,6 +183,7 @@ BAD_CHECKPOINTS: list[tuple[str, Callable, str, str]] = [
     ("json-nested-100000", _deep(100_000), "file", "nested too deeply"),
     ("json-nested-10", _deep(10), "file", "levels deep; metadata needs at most 6"),
     ("json-20-mb", _pad_to(20), "file", "checkpoint metadata is at most 16 MB"),
+    ("json-1m-training-keys", _many_keys(1_000_000), "file", "training has 1,000,000 entries; at most 200 are allowed"),
     ("json-invalid", _replace_text("{not json"), "file", "is not valid JSON metadata"),
     ("json-array", _replace_text("[1, 2, 3]"), "file", "is not sbcore checkpoint metadata"),
     ("weights-nan", _weight("conv1.weight", lambda t: t.fill_(float("nan"))), "weights",

@@ -30,6 +30,7 @@ CASES: list[tuple[list[str], str]] = [
     (["info", "resnet38", "--in-chans", "-2"], "argument --in-chans: must be an integer from 1 to 16"),
     (["info", "resnet38", "--in-chans", "0"], "argument --in-chans: must be an integer from 1 to 16"),
     (["info", "sb_resnet99"], "Unknown model 'sb_resnet99'"),
+    (["info", M, "--num-classes", "5"], "--num-classes and --in-chans apply to registered architectures"),
     (["info", "sb_resnet38.nope"], "No shipped weights named 'sb_resnet38.nope'"),
     (["info"], "the following arguments are required: model"),
     (["info", "resnet38", "--bogus"], "unrecognized arguments: --bogus"),
