@@ -15,10 +15,9 @@ from sbcore.models.metadata import Preprocessing
 
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")  # the only decoders ever run (no EPS, no Ghostscript)
 FORMAT_NAMES = "PNG, JPEG, WebP, BMP, GIF, TIFF"
-MAX_PIXELS = 40_000_000
+MAX_PIXELS = 25_000_000  # decoded; keeps the worst case (16-bit or transparent) under about 400 MB
 MAX_SIDE = 16_384  # WebP's own limit; larger sides are scans or crafted files
 MAX_ASPECT = 20.0  # longer side / shorter side; a 1 x 1,600,000 strip is a memory attack, not a photo
-WORKING_SIDE = 4_096  # JPEGs larger than this decode at 1/2, 1/4 or 1/8 scale (no model needs more)
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,
@@ -47,8 +46,8 @@ def _read(source: bytes | str | Path) -> tuple[bytes, str]:
     return path.read_bytes(), path.name
 
 
-def _check_size(width: int, height: int, name: str, max_pixels: int) -> None:
-    """Refuse sizes that would cost memory out of proportion to any use, before a pixel is decoded."""
+def _check_shape(width: int, height: int, name: str) -> None:
+    """Refuse shapes that would cost memory out of proportion to any use, before a pixel is decoded."""
     if min(width, height) < 1:
         raise ImageError(f"{name} claims a size of {width}x{height} pixels, which has no pixels.")
     if max(width, height) > MAX_SIDE:
@@ -57,6 +56,9 @@ def _check_size(width: int, height: int, name: str, max_pixels: int) -> None:
         raise ImageError(
             f"{name} is {width}x{height} pixels, an aspect ratio over {MAX_ASPECT:.0f}:1; crop it to a less elongated shape."
         )
+
+
+def _check_pixels(width: int, height: int, name: str, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageError(
             f"{name} is {width}x{height} = {width * height / 1e6:.1f} M pixels, over the limit of "
@@ -70,9 +72,13 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=FORMATS)
-        _check_size(*image.size, name, max_pixels)
+        width, height = image.size
+        _check_shape(width, height, name)
         image.seek(0)
-        image.draft(None, (WORKING_SIDE, WORKING_SIDE))  # JPEG only: decode big photos at a reduced scale
+        factor = next((f for f in (1, 2, 4, 8) if width * height <= max_pixels * f * f), 8)
+        if factor > 1:  # JPEG only (a no-op elsewhere): decode at 1/2, 1/4 or 1/8 scale, never at full size
+            image.draft(None, (width // factor, height // factor))
+        _check_pixels(*image.size, name, max_pixels)
         image.load()
         return image
     except ImageError:
@@ -91,23 +97,27 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Any supported mode -> RGB; transparency is composited on white, 16-bit scaled to 8 bit."""
-    if image.mode in _SIXTEEN_BIT_MODES:
-        values = np.asarray(image, dtype=np.float64)
-        return Image.fromarray(np.clip(values / 257.0, 0, 255).round().astype(np.uint8)).convert("RGB")
+    if image.mode in _SIXTEEN_BIT_MODES:  # integer arithmetic in place: 4 bytes a pixel, not 8 per step
+        values = np.clip(np.asarray(image, dtype=np.int32), 0, 65535)
+        values += 128
+        values //= 257
+        return Image.fromarray(values.astype(np.uint8)).convert("RGB")
     if image.mode not in _CONVERTIBLE_MODES:
         raise ImageError(f"Pixel format {image.mode!r} is not supported; save the image as 8-bit RGB or grayscale.")
     if image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
+        if image.mode not in ("RGBA", "LA"):
+            image = image.convert("RGBA")
+        composited = Image.new("RGB", image.size, (255, 255, 255))
+        composited.paste(image.convert("RGB"), mask=image.getchannel("A"))
+        return composited
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def load_image(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Load a user image as RGB: first frame of animations, EXIF orientation applied.
 
-    Only PNG, JPEG, WebP, BMP, GIF and TIFF are decoded. JPEGs with a side over ``WORKING_SIDE``
-    come back reduced by 2, 4 or 8 (decoded that way, never at full size).
+    Only PNG, JPEG, WebP, BMP, GIF and TIFF are decoded. A JPEG over ``max_pixels`` is decoded
+    at 1/2, 1/4 or 1/8 scale instead (never at full size); other formats over it are refused.
 
     Args:
         source: file contents or a path.

@@ -66,7 +66,7 @@ BAD_IMAGES: list[tuple[str, bytes, str]] = [
     ("png-1x1600000", strip_png(1_600_000, 1), "sides over 16,384 pixels"),
     ("png-1600000x1-tall", strip_png(1, 1_600_000), "sides over 16,384 pixels"),
     ("png-aspect-40", strip_png(4_000, 100), "aspect ratio over 20:1"),
-    ("png-claims-64-mpx", png_claiming(8_000, 8_000), "over the limit of 40.0 M"),
+    ("png-claims-64-mpx", png_claiming(8_000, 8_000), "over the limit of 25.0 M"),
     ("png-claims-10-gpx", png_claiming(100_000, 100_000), "decompression bomb guard"),
     ("jpeg-claims-65000x1000", _jpeg_claiming(65_000, 1_000), "sides over 16,384 pixels"),
     ("jpeg-claims-16000-square", _jpeg_claiming(16_000, 16_000), "decompression bomb guard"),

@@ -60,10 +60,11 @@ def _image(path: str) -> dict[str, Any]:
     from sbcore.models.metadata import Preprocessing
 
     try:
-        model_view(load_image(path), Preprocessing())
+        image = load_image(path)
+        model_view(image, Preprocessing())
     except ImageError as error:
         return {"status": 2, "message": str(error)}
-    return {"status": 0}
+    return {"status": 0, "size": list(image.size)}
 
 
 _SESSION: list = []
