@@ -13,6 +13,7 @@ from PIL import Image
 from torch import nn
 
 import sbcore
+from sbcore.budget import MemoryBudgetError, check_memory
 from sbcore.checkpoint import check_tensors, load_weights
 from sbcore.convert import read_torch_state_dict
 from sbcore.errors import CheckpointError
@@ -20,7 +21,13 @@ from sbcore.images import preprocess
 
 
 def _trial_prediction(model: nn.Module, source: str) -> nn.Module:
-    """Run the model once on a blank image through its own preprocessing; refuse it if that fails."""
+    """Check the model's input size against the memory budget, then run it once on a blank image
+    through its own preprocessing; refuse it if either fails."""
+    size = model.metadata.preprocessing.input_size
+    try:
+        check_memory(model, size)
+    except MemoryBudgetError as error:
+        raise CheckpointError(f"{source}: preprocessing.input_size {list(size)} is too large for this server ({error})") from None
     try:
         with torch.no_grad():
             logits = model.eval()(preprocess(Image.new("RGB", (64, 64), (128, 128, 128)), model.metadata.preprocessing))

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from sbcore.budget import check_memory
 from sbcore.cli_types import integer
 from sbcore.errors import SBCoreError
 from sbcore.factory import create_model, resolve_model
@@ -78,9 +79,13 @@ def count_flops(model: nn.Module, input_size: tuple[int, int, int]) -> int:
 
 
 def cost_report(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> CostReport:
-    """Parameters and FLOPs; ``input_size`` defaults to the model's preprocessing input size."""
+    """Parameters and FLOPs; ``input_size`` defaults to the model's preprocessing input size.
+
+    Raises MemoryBudgetError, before counting, when the forward pass would not fit the memory budget.
+    """
     metadata = getattr(model, "metadata", None)
     size = tuple(input_size or metadata.preprocessing.input_size)
+    check_memory(model, size)
     total, sb, nl, per_stage = count_parameters(model)
     architecture = metadata.architecture if metadata else type(model).__name__
     return CostReport(architecture, size, total, sb, nl, count_flops(model, size), per_stage)

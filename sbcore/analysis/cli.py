@@ -22,6 +22,7 @@ from sbcore.analysis.erf import effective_receptive_field, noise_images, radial_
 from sbcore.analysis.maps import check_spatial_bias_block, spatial_bias_maps, spatial_bias_steps
 from sbcore.analysis.predict import class_label
 from sbcore.analysis.throughput import DTYPES, format_throughput_table, measure_throughput
+from sbcore.budget import check_memory
 from sbcore.cli_types import MAX_BATCH, device, integer, output_folder, real, seed
 from sbcore.errors import SBCoreError
 from sbcore.images import load_image, model_view, preprocess
@@ -89,6 +90,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def _run_maps(args: argparse.Namespace) -> None:
     model, out = load_model(args.model, args.device), Path(args.out)
+    check_memory(model, model.metadata.preprocessing.input_size)
     query = tuple(args.query)
     if args.steps:
         check_spatial_bias_block(model, args.steps)  # before any work is done
@@ -139,6 +141,8 @@ def configure_maps(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_explain(args: argparse.Namespace) -> None:
     model, out = load_model(args.model, args.device), Path(args.out)
+    batch = max(args.internal_batch_size, args.smoothgrad_samples if args.smoothgrad else 1)
+    check_memory(model, model.metadata.preprocessing.input_size, batch)
     x, view = _input(model, args.image, args.invert, args.device)
     stem = Path(args.image).stem
     attributions, report = [], {"model": args.model, "image": args.image, "methods": {}}
@@ -195,9 +199,11 @@ def _erf_images(args: argparse.Namespace, model: nn.Module) -> torch.Tensor:
     channels, height, width = model.metadata.preprocessing.input_size
     if args.images == ["noise"]:
         size = args.input_size or height
+        check_memory(model, (channels, size, size), args.count)  # the noise images are made at once, then batched
         return noise_images(args.count, (channels, size, size), seed=args.seed)
     if args.input_size:
         raise SBCoreError("--input-size applies to noise images; image files use the model's preprocessing.")
+    check_memory(model, (channels, height, width), len(args.images))
     return torch.cat([_input(model, path, args.invert, "cpu")[0] for path in args.images])
 
 
@@ -260,6 +266,8 @@ def _run_bench(args: argparse.Namespace) -> None:
         raise SBCoreError("The models expect different numbers of input channels; benchmark them separately.")
     first = next(iter(models.values())).metadata.preprocessing.input_size
     size = args.input_size or first[1]
+    for model in models.values():
+        check_memory(model, (first[0], size, size), max(args.batch_sizes))
     out = Path(args.out)
     with tqdm(desc="bench", unit="run", disable=TERMINAL_ONLY) as bar:
         rows = measure_throughput(

@@ -5,6 +5,7 @@ import io
 import json
 import struct
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -90,6 +91,16 @@ def tiny_checkpoint(folder: Path) -> Path:
     model.metadata.metrics = {"test": {"top1": 10.0, "top5": 50.0, "per_class": [10.0] * 10,
                                        "confusion": [[1] * 10] * 10, "samples": 100}, "val_top1": 9.0}
     return save_checkpoint(model, folder / "tiny")
+
+
+def huge_input_checkpoint(folder: Path) -> Path:
+    """A valid nl_resnet38 whose metadata asks for 512 x 512 inputs: within the schema, but its
+    non-local blocks (no subsampling) would need a 16 GB affinity matrix; returns the JSON path."""
+    import sbcore
+
+    model = sbcore.create_model("nl_resnet38", num_classes=10, in_chans=1)
+    model.metadata.preprocessing = replace(model.metadata.preprocessing, input_size=(1, 512, 512))
+    return save_checkpoint(model, folder / "huge_input").with_suffix(".json")
 
 
 def _set(path: str, value: Any) -> Callable[[dict], None]:

@@ -17,6 +17,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from app import checkpoints  # noqa: E402  (needs the repository root on sys.path)
+from bad_inputs import huge_input_checkpoint  # noqa: E402
 
 
 @pytest.fixture
@@ -47,6 +48,13 @@ def test_metadata_asking_for_a_huge_model_is_refused_before_building(model, tmp_
     document["model_kwargs"]["spatial_bias"] = {"grid_size": 100}
     with pytest.raises(CheckpointError, match="model_kwargs.spatial_bias.grid_size must be an integer from 1 to 16"):
         checkpoints.load_uploaded_checkpoint("upload.safetensors", weights, json.dumps(document).encode())
+
+
+def test_an_input_size_over_the_memory_budget_is_refused_before_any_forward_pass(tmp_path):
+    json_path = huge_input_checkpoint(tmp_path)
+    weights, metadata = json_path.with_suffix(".safetensors").read_bytes(), json_path.read_bytes()
+    with pytest.raises(CheckpointError, match=r"preprocessing.input_size \[1, 512, 512\] is too large for this server"):
+        checkpoints.load_uploaded_checkpoint("huge_input.safetensors", weights, metadata)
 
 
 def test_a_reference_state_dict_with_nan_weights_is_refused(model):

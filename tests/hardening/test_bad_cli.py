@@ -9,7 +9,7 @@ from PIL import Image
 from sbcore.cli import main
 
 from hardening_harness import MEMORY_LIMIT_KB, SHIRT, run_group, run_sbcore
-from bad_inputs import BAD_CHECKPOINTS, encode, strip_png, tiny_checkpoint, write_bad_checkpoint
+from bad_inputs import BAD_CHECKPOINTS, encode, huge_input_checkpoint, strip_png, tiny_checkpoint, write_bad_checkpoint
 
 M = "sb_resnet38.fmnist"
 OUT = ["--out", "{tmp}/out"]
@@ -29,6 +29,7 @@ CASES: list[tuple[list[str], str]] = [
     (["info", "resnet38", "--num-classes", "1000000000"], "argument --num-classes: must be an integer from 1 to 25,000"),
     (["info", "resnet38", "--in-chans", "-2"], "argument --in-chans: must be an integer from 1 to 16"),
     (["info", "resnet38", "--in-chans", "0"], "argument --in-chans: must be an integer from 1 to 16"),
+    (["info", "nl_resnet38", "--input-size", "512"], "nl_resnet38 at 3x512x512 with batch 1 would hold a 16,384 MB tensor"),
     (["info", "sb_resnet99"], "Unknown model 'sb_resnet99'"),
     (["info", M, "--num-classes", "5"], "--num-classes and --in-chans apply to registered architectures"),
     (["info", "sb_resnet38.nope"], "No shipped weights named 'sb_resnet38.nope'"),
@@ -41,6 +42,7 @@ CASES: list[tuple[list[str], str]] = [
     (["card", "{grid100}"], "model_kwargs.spatial_bias.grid_size must be an integer from 1 to 16, got 100"),
     (["card", "{nan_weights}"], "tensor conv1.weight holds NaN or infinite values"),
     (["card", "{deep}"], "nested too deeply"),
+    (["card", "{huge_input}"], "nl_resnet38 at 1x512x512 with batch 1 would hold a 16,384 MB tensor, over the 128 MB budget"),
     # eval
     (["eval", M, "--limit", "-1"], "argument --limit: must be an integer of at least 1, got '-1'"),
     (["eval", M, "--limit", "0"], "argument --limit: must be an integer of at least 1, got '0'"),
@@ -82,6 +84,7 @@ CASES: list[tuple[list[str], str]] = [
     (["erf", M, "--stage", "layer1", "--out", "/proc/x"], "argument --out: cannot write to /proc/x"),
     (["erf", M, *OUT], "the following arguments are required: --stage"),
     (["erf", M, "--stage", "layer7", *OUT], "Unknown stage 'layer7'"),
+    (["erf", M, "--stage", "layer1", *OUT, "--count", "1024", "--input-size", "1024"], "over the 128 MB budget"),
     # bench
     (["bench", M, *OUT, "--batch-sizes", "1000000000"], "argument --batch-sizes: must be an integer from 1 to 4,096"),
     (["bench", M, *OUT, "--batch-sizes", "1", "0"], "argument --batch-sizes: must be an integer from 1 to 4,096, got '0'"),
@@ -90,6 +93,7 @@ CASES: list[tuple[list[str], str]] = [
     (["bench", M, *OUT, "--min-run-time", "nan"], "argument --min-run-time: must be a number in (0, 60], got 'nan'"),
     (["bench", M, *OUT, "--input-size", "0"], "argument --input-size: must be an integer from 8 to 1,024, got '0'"),
     (["bench", M, *OUT, "--dtype", "fp8"], "argument --dtype: invalid choice: 'fp8'"),
+    (["bench", M, *OUT, "--batch-sizes", "4096", "--input-size", "1024"], "with batch 4096 would hold a"),
     (["bench", M, "--out", "/proc/x"], "argument --out: cannot write to /proc/x"),
     # train
     (["train", "--epochs", "-1"], "argument --epochs: must be an integer from 1 to 10,000, got '-1'"),
@@ -124,6 +128,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     broken = {case: (edit, kind) for case, edit, kind, _ in BAD_CHECKPOINTS}
     paths = {name: write_bad_checkpoint(good, tmp, case, *broken[case])
              for name, case in (("grid100", "grid_size-100"), ("nan_weights", "weights-nan"), ("deep", "json-nested-100000"))}
+    paths["huge_input"] = huge_input_checkpoint(tmp)
     return {"tmp": str(tmp), "shirt": str(SHIRT), **{k: str(tmp / f"{k}.png") for k in ("text", "eps", "wide")},
             **{k: str(v) for k, v in paths.items()}}
 
