@@ -41,7 +41,6 @@ def integer(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 positive_int = integer(1)
-non_negative_int = integer(0)
 seed = integer(0, MAX_SEED)
 
 
