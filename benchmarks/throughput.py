@@ -85,7 +85,7 @@ def measure_training(setting: Setting, rounds: int) -> tuple[dict[str, float], R
     timing = time_interleaved(steps, rounds, setting.seconds / rounds)
     if timing.errors:
         raise RuntimeError(f"training failed: {timing.errors}")
-    speeds = {name: setting.batch_size / float(np.median(t)) for name, t in timing.blocks.items()}
+    speeds = {name: setting.batch_size / float(np.median(t)) for name, t in timing.per_round.items()}
     ratios = {}
     for label, mine, theirs in RATIOS:
         paired = ratio_interval(timing.per_round[mine + setting.family], timing.per_round[theirs + setting.family])

@@ -280,7 +280,7 @@ def measure_throughput(
 
     Every model is warmed up, then the models take turns for ``rounds`` rounds (each round starts
     one model later: ABCD, BCDA, ...), each turn ``min_run_time / rounds``
-    seconds. A row's median and quartile latencies pool all its timed blocks; ratios (``sb_resnet50``
+    seconds. A row's median is the median of its per-round medians, its quartiles pool all its timed blocks; ratios (``sb_resnet50``
     over ``resnet50`` and over ``nl_resnet50``, when those are measured) pair the rounds and carry a
     bootstrap interval. A row whose model fails (CUDA out of memory, unsupported dtype, compile error)
     gets ``error`` and the others go on.
@@ -319,7 +319,8 @@ def measure_throughput(
         blocks, per_round, busy = timing.blocks, timing.per_round, timing.others_cpu_share
         for _ in range(rounds * (len(runs) - len(live))):
             _tick()  # models that failed their warm-up count as done
-        by_name = {name: _row(name, batch_size, blocks.get(name, []), errors.get(name)) for name in runs}
+        by_name = {name: _row(name, batch_size, blocks.get(name, []), per_round.get(name, []), errors.get(name))
+                   for name in runs}
         for name, row in by_name.items():
             row.device, row.dtype, row.channels_last, row.compiled = str(target), dtype, channels_last, compile
             row.peak_memory_mb, (row.params_m, row.gflops) = memory.get(name), tuple(costs[name])
@@ -331,16 +332,20 @@ def measure_throughput(
     return rows
 
 
-def _row(name: str, batch_size: int, seconds: Sequence[float], error: str | None) -> ThroughputRow:
-    """A row with the latency statistics of one model at one batch size (the caller fills in the rest)."""
+def _row(name: str, batch_size: int, blocks: Sequence[float], rounds: Sequence[float], error: str | None) -> ThroughputRow:
+    """A row with the latency statistics of one model at one batch size (the caller fills in the rest).
+
+    The median is the median of the per-round medians, the same statistic the ratios use, so a row's img/s
+    and its ratios agree; the quartiles pool every timed block.
+    """
     row = ThroughputRow(model=name, batch_size=batch_size, device="", dtype="", channels_last=False, compiled=False,
                         img_per_s=None, median_ms=None, iqr_ms=None, peak_memory_mb=None, params_m=0.0, gflops=0.0,
                         vs_baseline=None, vs_non_local=None, error=error)
-    if error is None and len(seconds):
-        low, median, high = np.percentile(np.asarray(seconds) * 1e3, [25, 50, 75])
-        row.img_per_s = batch_size / median * 1e3
-        row.median_ms, row.iqr_ms = float(median), float(high - low)
-        row.latency_low_ms, row.latency_high_ms = float(low), float(high)
+    if error is None and len(rounds):
+        median = float(np.median(rounds)) * 1e3
+        low, high = np.percentile(np.asarray(blocks) * 1e3, [25, 75])
+        row.img_per_s, row.median_ms = batch_size / median * 1e3, median
+        row.iqr_ms, row.latency_low_ms, row.latency_high_ms = float(high - low), float(low), float(high)
     return row
 
 
