@@ -1,12 +1,19 @@
-"""Inference throughput through ``torch.utils.benchmark``, with models interleaved so ratios are fair."""
+"""Inference throughput, with models interleaved so ratios are fair.
+
+The models take turns in rounds (ABCD, BCDA, ...), so a slow spell of a shared machine hits them alike.
+Each round gives one median latency per model; a ratio between two models comes with a bootstrap
+interval over rounds, latency spreads are quantiles (never below zero), and every batch size records
+how much of the machine other processes used while it was measured.
+"""
 from __future__ import annotations
 
 import copy
 import ctypes
 import os
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -18,6 +25,9 @@ from sbcore.errors import SBCoreError
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 WARMUP_CALLS = 2
+MIN_BLOCK_SECONDS = 1e-3
+BOOTSTRAP_SAMPLES = 2000
+CONFIDENCE = 0.95
 
 
 @dataclass
@@ -39,14 +49,35 @@ class ThroughputRow:
     vs_baseline: float | None  # img/s over the plain counterpart's img/s in this run
     vs_non_local: float | None  # img/s over the nl_ variant's img/s in this run
     error: str | None = None
+    latency_low_ms: float | None = None  # 25th percentile of the per-batch latency
+    latency_high_ms: float | None = None  # 75th percentile
+    vs_baseline_ci: tuple[float, float] | None = None  # 95% bootstrap interval over rounds
+    vs_non_local_ci: tuple[float, float] | None = None
+    rounds: int = 0  # rounds that timed this row
+    others_cpu_share: float | None = None  # share of all cores other processes used while this batch size ran
+
+    @property
+    def spread_ms(self) -> tuple[float, float] | None:
+        """(below, above) the median: error-bar lengths from the quartiles, both >= 0."""
+        if self.median_ms is None or self.latency_low_ms is None or self.latency_high_ms is None:
+            return None
+        return max(self.median_ms - self.latency_low_ms, 0.0), max(self.latency_high_ms - self.median_ms, 0.0)
 
 
-def _prepare(model: nn.Module, device: torch.device, channels_last: bool, compile: bool) -> nn.Module:
-    """A copy in eval mode on ``device`` (the caller's model is left untouched)."""
-    prepared = copy.deepcopy(model).eval().to(device)
+ModelSource = Union[nn.Module, Callable[[], nn.Module]]
+
+
+def _prepare(
+    source: ModelSource, input_size: tuple[int, int, int], device: torch.device, channels_last: bool, compile: bool
+) -> tuple[nn.Module, float, float]:
+    """(model in eval mode on ``device``, millions of parameters, GFLOPs per image). A model is copied, so the
+    caller's is left untouched; a builder's fresh model is used as it is, which keeps one copy in memory."""
+    prepared = (copy.deepcopy(source) if isinstance(source, nn.Module) else source()).eval()
+    params, gflops = count_parameters(prepared)[0] / 1e6, count_flops(prepared, input_size) / 1e9
+    prepared = prepared.to(device)
     if channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)
-    return torch.compile(prepared) if compile else prepared
+    return (torch.compile(prepared) if compile else prepared), params, gflops
 
 
 def _runner(model: nn.Module, x: torch.Tensor, dtype: str) -> Callable[[], torch.Tensor]:
@@ -128,13 +159,113 @@ def _check_arguments(device: str, dtype: str, batch_sizes: Sequence[int]) -> tor
     return target
 
 
-def _ratio(rows: dict[str, ThroughputRow], name: str, other: str) -> float | None:
-    mine, theirs = rows[name].img_per_s, rows[other].img_per_s if other in rows else None
-    return mine / theirs if mine and theirs else None
+def ratio_interval(
+    mine: Sequence[float], theirs: Sequence[float], seed: int = 0
+) -> tuple[float, tuple[float, float]] | None:
+    """img/s ratio of two models from their per-round latencies (seconds, paired by round), with a 95%
+    bootstrap interval that resamples whole rounds; None with fewer than two paired rounds."""
+    a, b = np.asarray(mine, dtype=float), np.asarray(theirs, dtype=float)
+    if len(a) != len(b) or len(a) < 2:
+        return None
+    estimate = float(np.median(b) / np.median(a))
+    picks = np.random.default_rng(seed).integers(0, len(a), size=(BOOTSTRAP_SAMPLES, len(a)))
+    samples = np.median(b[picks], axis=1) / np.median(a[picks], axis=1)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return estimate, (float(low), float(high))
+
+
+class _CpuShare:
+    """Share of all cores that processes other than this one kept busy between start and ``read`` (Linux /proc)."""
+
+    def __init__(self) -> None:
+        self._start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as handle:
+                fields = [float(v) for v in handle.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+        busy = (sum(fields[:8]) - idle) / ticks  # user..steal, without guest time counted twice
+        own = sum(os.times()[:2])
+        return busy, own, time.monotonic()
+
+    def read(self) -> float | None:
+        end = self._sample()
+        if self._start is None or end is None or end[2] <= self._start[2]:
+            return None
+        busy, own, wall = (e - s for e, s in zip(end, self._start))
+        return min(max((busy - own) / (wall * (os.cpu_count() or 1)), 0.0), 1.0)
+
+
+@dataclass
+class InterleavedTimes:
+    """What ``time_interleaved`` measured: seconds per call, by name."""
+
+    blocks: dict[str, list[float]]  # every timed block
+    per_round: dict[str, list[float]]  # one median per round, paired across names by round
+    errors: dict[str, RuntimeError]  # runs that failed; they drop out of later rounds
+    others_cpu_share: float | None  # share of all cores other processes used meanwhile
+
+
+def time_interleaved(
+    runs: Mapping[str, Callable[[], object]],
+    rounds: int,
+    seconds_per_turn: float,
+    after_turn: Callable[[], None] | None = None,
+    synchronize: Callable[[], None] | None = None,
+) -> InterleavedTimes:
+    """Time callables in turns: each round every run is called for ``seconds_per_turn`` (at least once),
+    and each round starts one run later (ABC, BCA, CAB, ...), so neither a slow spell of a shared machine
+    nor a fixed position in the order favours one of them. Runs must be warmed up; ``synchronize``
+    (e.g. ``torch.cuda.synchronize``) is called before each clock reading."""
+    names = list(runs)
+    result = InterleavedTimes({n: [] for n in names}, {n: [] for n in names}, {}, None)
+    others = _CpuShare()
+    for round_index in range(rounds):
+        shift = round_index % max(len(names), 1)
+        for name in names[shift:] + names[:shift]:
+            if name not in result.errors:
+                try:
+                    times = _turn(runs[name], seconds_per_turn, synchronize)
+                    result.blocks[name].extend(times)
+                    result.per_round[name].append(float(np.median(times)))
+                except RuntimeError as error:
+                    result.errors[name] = error
+            if after_turn:
+                after_turn()
+    result.others_cpu_share = others.read()
+    return result
+
+
+def _turn(run: Callable[[], object], seconds: float, synchronize: Callable[[], None] | None) -> list[float]:
+    """Seconds per call of blocks of calls for about ``seconds``; blocks grow tenfold while shorter than
+    MIN_BLOCK_SECONDS, so clock and synchronisation overheads stay small against the calls they time."""
+    times: list[float] = []
+    number, spent = 1, 0.0
+    while not times or spent < seconds:
+        if synchronize:
+            synchronize()
+        start = time.perf_counter()
+        for _ in range(number):
+            run()
+        if synchronize:
+            synchronize()
+        elapsed = time.perf_counter() - start
+        spent += elapsed
+        if elapsed < MIN_BLOCK_SECONDS and number < 10_000:
+            number *= 10
+            continue  # too short to trust: time a bigger block
+        times.append(elapsed / number)
+    return times
 
 
 def measure_throughput(
-    models: Mapping[str, nn.Module],
+    models: Mapping[str, ModelSource],
     batch_sizes: Sequence[int],
     input_size: tuple[int, int, int],
     device: str = "cpu",
@@ -143,22 +274,31 @@ def measure_throughput(
     compile: bool = False,
     min_run_time: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
-    rounds: int = 3,
+    rounds: int = 8,
 ) -> list[ThroughputRow]:
-    """Inference speed of each model at each batch size on random (B, *input_size) inputs.
+    """Inference speed of each model (or model builder) at each batch size on random (B, *input_size) inputs.
 
-    Every model is warmed up, then the models take turns (``rounds`` round-robin passes of
-    ``blocked_autorange`` with ``min_run_time / rounds`` seconds each), so a slow spell of a noisy
-    machine hits all of them alike. Median and IQR come from all passes together. Ratios use the
-    names: ``sb_resnet50`` is compared with ``resnet50`` and ``nl_resnet50`` when those are measured.
-    A row whose model fails (CUDA out of memory, unsupported dtype, compile error) gets ``error``.
+    Every model is warmed up, then the models take turns for ``rounds`` rounds (each round starts
+    one model later: ABCD, BCDA, ...), each turn ``min_run_time / rounds``
+    seconds. A row's median is the median of its per-round medians, its quartiles pool all its timed blocks; ratios (``sb_resnet50``
+    over ``resnet50`` and over ``nl_resnet50``, when those are measured) pair the rounds and carry a
+    bootstrap interval. A row whose model fails (CUDA out of memory, unsupported dtype, compile error)
+    gets ``error`` and the others go on.
     """
-    from torch.utils.benchmark import Timer  # deferred: importing it probes for a CUDA toolkit and warns
-
     target = _check_arguments(device, dtype, batch_sizes)
-    costs = {name: (count_parameters(m)[0] / 1e6, count_flops(m, input_size) / 1e9) for name, m in models.items()}
-    prepared = {name: _prepare(m, target, channels_last, compile) for name, m in models.items()}
+    if rounds < 1:
+        raise SBCoreError(f"rounds must be at least 1, got {rounds}.")
+    prepared, costs = {}, {}
+    for name, source in models.items():
+        prepared[name], *costs[name] = _prepare(source, input_size, target, channels_last, compile)
     total, done = len(models) * len(batch_sizes) * rounds, 0
+
+    def _tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
     rows: list[ThroughputRow] = []
     for batch_size in batch_sizes:
         x = torch.randn(batch_size, *input_size, device=target)
@@ -167,57 +307,88 @@ def measure_throughput(
         runs = {name: _runner(model, x, dtype) for name, model in prepared.items()}
         memory: dict[str, float | None] = {}
         errors: dict[str, str] = {}
-        times: dict[str, list[float]] = {name: [] for name in runs}
         for name, run in runs.items():
             try:
                 memory[name] = _warm_up(run, target, dtype)
             except RuntimeError as error:
                 errors[name] = _short_error(error, target)
-        for _ in range(rounds):
-            for name, run in runs.items():
-                if name not in errors:
-                    try:
-                        timer = Timer(stmt="run()", globals={"run": run}, num_threads=torch.get_num_threads())
-                        times[name].extend(timer.blocked_autorange(min_run_time=min_run_time / rounds).times)
-                    except RuntimeError as error:
-                        errors[name] = _short_error(error, target)
-                done += 1
-                if progress:
-                    progress(done, total)
-        by_name = {}
-        for name in runs:
-            ok = name not in errors
-            seconds = np.asarray(times[name]) if ok else None
-            median = float(np.median(seconds)) if ok else None
-            by_name[name] = ThroughputRow(
-                model=name, batch_size=batch_size, device=str(target), dtype=dtype, channels_last=channels_last,
-                compiled=compile, img_per_s=batch_size / median if ok else None,
-                median_ms=median * 1e3 if ok else None,
-                iqr_ms=float(np.subtract(*np.percentile(seconds, [75, 25]))) * 1e3 if ok else None,
-                peak_memory_mb=memory.get(name), params_m=costs[name][0], gflops=costs[name][1],
-                vs_baseline=None, vs_non_local=None, error=errors.get(name),
-            )
+        live = {name: run for name, run in runs.items() if name not in errors}
+        synchronize = (lambda: torch.cuda.synchronize(target)) if target.type == "cuda" else None
+        timing = time_interleaved(live, rounds, min_run_time / rounds, _tick, synchronize)
+        errors.update({name: _short_error(error, target) for name, error in timing.errors.items()})
+        blocks, per_round, busy = timing.blocks, timing.per_round, timing.others_cpu_share
+        for _ in range(rounds * (len(runs) - len(live))):
+            _tick()  # models that failed their warm-up count as done
+        by_name = {name: _row(name, batch_size, blocks.get(name, []), per_round.get(name, []), errors.get(name))
+                   for name in runs}
         for name, row in by_name.items():
-            row.vs_baseline = _ratio(by_name, name, plain_counterpart(name))
-            row.vs_non_local = _ratio(by_name, name, "nl_" + plain_counterpart(name))
+            row.device, row.dtype, row.channels_last, row.compiled = str(target), dtype, channels_last, compile
+            row.peak_memory_mb, (row.params_m, row.gflops) = memory.get(name), tuple(costs[name])
+            row.rounds, row.others_cpu_share = len(per_round.get(name, [])), busy
+            baseline, non_local = plain_counterpart(name), "nl_" + plain_counterpart(name)
+            row.vs_baseline, row.vs_baseline_ci = _paired_ratio(per_round, errors, name, baseline)
+            row.vs_non_local, row.vs_non_local_ci = _paired_ratio(per_round, errors, name, non_local)
         rows.extend(by_name.values())
     return rows
+
+
+def _row(name: str, batch_size: int, blocks: Sequence[float], rounds: Sequence[float], error: str | None) -> ThroughputRow:
+    """A row with the latency statistics of one model at one batch size (the caller fills in the rest).
+
+    The median is the median of the per-round medians, the same statistic the ratios use, so a row's img/s
+    and its ratios agree; the quartiles pool every timed block.
+    """
+    row = ThroughputRow(model=name, batch_size=batch_size, device="", dtype="", channels_last=False, compiled=False,
+                        img_per_s=None, median_ms=None, iqr_ms=None, peak_memory_mb=None, params_m=0.0, gflops=0.0,
+                        vs_baseline=None, vs_non_local=None, error=error)
+    if error is None and len(rounds):
+        median = float(np.median(rounds)) * 1e3
+        low, high = np.percentile(np.asarray(blocks) * 1e3, [25, 75])
+        row.img_per_s, row.median_ms = batch_size / median * 1e3, median
+        row.iqr_ms, row.latency_low_ms, row.latency_high_ms = float(high - low), float(low), float(high)
+    return row
+
+
+def _paired_ratio(
+    per_round: Mapping[str, Sequence[float]], errors: Mapping[str, str], name: str, other: str
+) -> tuple[float | None, tuple[float, float] | None]:
+    """img/s of ``name`` over ``other`` from their per-round medians, with its interval when there are >= 2 rounds."""
+    if other not in per_round or name in errors or other in errors or not per_round[name] or not per_round[other]:
+        return None, None
+    if name == other:
+        return 1.0, (1.0, 1.0)
+    paired = ratio_interval(per_round[name], per_round[other])
+    if paired is None:
+        return float(np.median(per_round[other]) / np.median(per_round[name])), None
+    return paired
 
 
 def _cell(value: float | None, spec: str) -> str:
     return format(value, spec) if value is not None else "-"
 
 
+def format_ratio(value: float | None, interval: tuple[float, float] | None) -> str:
+    """``0.96x [0.94-0.98]``, ``0.96x`` without an interval, ``-`` without a value."""
+    if value is None:
+        return "-"
+    return f"{value:.2f}x" + (f" [{interval[0]:.2f}-{interval[1]:.2f}]" if interval else "")
+
+
 def format_throughput_table(rows: Sequence[ThroughputRow]) -> str:
-    """A plain-text table: model, batch, img/s, median and IQR ms, peak MB, params, GFLOPs, ratios."""
-    header = (f"{'model':<22} {'batch':>5} {'img/s':>9} {'median ms':>10} {'IQR ms':>8} {'peak MB':>8} "
-              f"{'params M':>9} {'GFLOPs':>7} {'vs plain':>9} {'vs NL':>7}")
+    """A plain-text table: model, batch, img/s, median and quartile ms, peak MB, params, GFLOPs, ratios with
+    their 95% intervals; then how busy the machine was."""
+    header = (f"{'model':<22} {'batch':>5} {'img/s':>9} {'median ms':>10} {'p25-p75 ms':>15} {'peak MB':>8} "
+              f"{'params M':>9} {'GFLOPs':>7} {'vs plain [95% CI]':>19} {'vs NL [95% CI]':>19}")
     lines = [header, "-" * len(header)]
     for r in rows:
+        quartiles = f"{r.latency_low_ms:.1f}-{r.latency_high_ms:.1f}" if r.latency_low_ms is not None else "-"
         lines.append(
             f"{r.model:<22} {r.batch_size:>5} {_cell(r.img_per_s, '9.1f')} {_cell(r.median_ms, '10.1f')} "
-            f"{_cell(r.iqr_ms, '8.1f')} {_cell(r.peak_memory_mb, '8.1f')} {r.params_m:>9.2f} {r.gflops:>7.2f} "
-            f"{_cell(r.vs_baseline, '8.2f')}x {_cell(r.vs_non_local, '6.2f')}x"
+            f"{quartiles:>15} {_cell(r.peak_memory_mb, '8.1f')} {r.params_m:>9.2f} {r.gflops:>7.2f} "
+            f"{format_ratio(r.vs_baseline, r.vs_baseline_ci):>19} {format_ratio(r.vs_non_local, r.vs_non_local_ci):>19}"
             + (f"  error: {r.error}" if r.error else "")
         )
+    shares = [r.others_cpu_share for r in rows if r.others_cpu_share is not None]
+    if shares:
+        lines.append(f"other processes used up to {max(shares):.0%} of the machine's cores while this ran")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -40,16 +41,33 @@ class NonLocal2d(nn.Module):
             return (height + 1) // 2, (width + 1) // 2
         return height, width
 
-    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, C, H, W) -> (output (B, C, H, W), attention (B, H*W, H_k*W_k))."""
+    def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) -> query (B, HW, C'), key (B, HkWk, C'), value (B, HkWk, C')."""
+        query = self.theta(x).flatten(2).transpose(1, 2)
+        key = self.pool(self.phi(x)).flatten(2).transpose(1, 2)
+        value = self.pool(self.g(x)).flatten(2).transpose(1, 2)
+        return query, key, value
+
+    def _output(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Residual output x + BN(W_z y) from the (B, HW, C') context y."""
         batch, _, height, width = x.shape
-        query = self.theta(x).flatten(2).transpose(1, 2)  # (B, HW, C')
-        key = self.pool(self.phi(x)).flatten(2)  # (B, C', HkWk)
-        value = self.pool(self.g(x)).flatten(2).transpose(1, 2)  # (B, HkWk, C')
-        attention = torch.softmax(torch.bmm(query, key), dim=-1)
-        context = torch.bmm(attention, value).transpose(1, 2).reshape(batch, -1, height, width)
-        return x + self.out_bn(self.out_proj(context)), attention
+        return x + self.out_bn(self.out_proj(context.transpose(1, 2).reshape(batch, -1, height, width)))
+
+    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) -> (output (B, C, H, W), attention (B, H*W, H_k*W_k)).
+
+        The readable definition: the affinity is materialised, so the app can show it.
+        """
+        query, key, value = self._embed(x)
+        attention = torch.softmax(torch.bmm(query, key.transpose(1, 2)), dim=-1)
+        return self._output(x, torch.bmm(attention, value)), attention
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W)."""
-        return self.forward_with_attention(x)[0]
+        """(B, C, H, W) -> (B, C, H, W), the same numbers as ``forward_with_attention`` up to rounding.
+
+        Fused attention: ``scaled_dot_product_attention`` with scale 1 (the embedded Gaussian has no
+        1/sqrt(C') factor) never materialises the (HW, HkWk) affinity; the singleton head axis lets
+        PyTorch pick its flash kernel.
+        """
+        query, key, value = (t.unsqueeze(1) for t in self._embed(x))  # (B, 1, L, C')
+        return self._output(x, F.scaled_dot_product_attention(query, key, value, scale=1.0).squeeze(1))

@@ -54,7 +54,11 @@ class SpatialBias(nn.Module):
         self.grid_mixing = nn.Conv1d(positions, positions, kernel_size=kernel_size, padding=0)
 
     def mix(self, pooled: torch.Tensor) -> torch.Tensor:
-        """(B, K, R, R) pooled features -> (B, N, R, R) spatial-bias maps."""
+        """(B, K, R, R) pooled features -> (B, N, R, R) spatial-bias maps: the paper's Conv1d, as written.
+
+        The readable definition, used by ``steps``; ``forward`` computes the same numbers with
+        ``mix_as_matmul``.
+        """
         batch = pooled.shape[0]
         # Grid positions become Conv1d channels so every output position sees every input one.
         # reshape (not squeeze) keeps the batch dimension when B == 1.
@@ -62,9 +66,22 @@ class SpatialBias(nn.Module):
         mixed = self.grid_mixing(positions_first)  # (B, R*R, N)
         return mixed.transpose(1, 2).reshape(batch, self.num_maps, self.grid_size, self.grid_size)
 
+    def mix_as_matmul(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``mix`` as one matrix product: map n reads the window of reduced channels n .. n + kernel - 1.
+
+        maps[b, n, p] = bias[p] + sum_{q, j} W[p, q, j] * pooled[b, n + j, q]. A Conv1d with R*R channels
+        over a length-K signal runs as a convolution with per-call overhead far above its few FLOPs on
+        CPU (about half the branch's time); a windowed view and ``addmm`` cost a fraction.
+        """
+        batch = pooled.shape[0]
+        weight = self.grid_mixing.weight  # (R*R, R*R, kernel)
+        windows = pooled.reshape(batch, self.reduced_channels, -1).unfold(1, weight.shape[-1], 1)  # (B, N, R*R, kernel)
+        mixed = torch.addmm(self.grid_mixing.bias, windows.reshape(batch * self.num_maps, -1), weight.flatten(1).t())
+        return mixed.view(batch, self.num_maps, self.grid_size, self.grid_size)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, N, R, R) raw spatial-bias maps."""
-        return self.mix(self.pool(self.channel_reduction(x)))
+        return self.mix_as_matmul(self.pool(self.channel_reduction(x)))
 
     def steps(self, x: torch.Tensor, output_size: tuple[int, int]) -> SpatialBiasSteps:
         """Run the branch step by step and keep every intermediate tensor."""

@@ -123,7 +123,17 @@ class Bottleneck(nn.Module):
         3x3 conv and the spatial-bias branch both read."""
         return self.relu(self.bn1(self.conv1(x)))
 
+    def _residual(self, out: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        """bn2 -> ReLU -> conv3 -> bn3 on the 3x3 conv output (with the maps concatenated, if any), plus the shortcut.
+
+        Concatenation is also the fastest form measured (benchmarks/RESULTS.md): splitting bn2/conv3 into an
+        aligned planes part plus an N-channel part costs an extra pass over the 4*planes-wide output, more
+        than the copy the concatenation makes.
+        """
+        return self.relu(self.bn3(self.conv3(self.relu(self.bn2(out)))) + identity)
+
     def forward_detailed(self, x: torch.Tensor) -> BlockOutput:
+        """The block's output plus its spatial-bias maps and non-local affinity, for analysis."""
         identity = x if self.downsample is None else self.downsample(x)
         reduced = self.spatial_bias_input(x)
         out = self.conv2(reduced)
@@ -133,7 +143,7 @@ class Bottleneck(nn.Module):
             upsampled = upsample_maps(maps, out.shape[-2:]).to(out.dtype)
             result.spatial_bias, result.spatial_bias_upsampled = maps, upsampled
             out = torch.cat([out, upsampled], dim=1)
-        out = self.relu(self.bn3(self.conv3(self.relu(self.bn2(out)))) + identity)
+        out = self._residual(out, identity)
         if self.non_local is not None:
             height, width = out.shape[-2:]
             out, result.attention = self.non_local.forward_with_attention(out)
@@ -142,7 +152,16 @@ class Bottleneck(nn.Module):
         return result
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_detailed(x).features
+        """(B, inplanes, H, W) -> (B, 4 * planes, H', W'); what ``forward_detailed`` computes, keeping nothing
+        and letting the non-local block use fused attention."""
+        identity = x if self.downsample is None else self.downsample(x)
+        reduced = self.spatial_bias_input(x)
+        out = self.conv2(reduced)
+        if self.spatial_bias is not None:
+            maps = upsample_maps(self.spatial_bias(reduced), out.shape[-2:]).to(out.dtype)
+            out = torch.cat([out, maps], dim=1)
+        out = self._residual(out, identity)
+        return out if self.non_local is None else self.non_local(out)
 
 
 @dataclass

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from sbcore.analysis import format_throughput_table, measure_throughput
+from sbcore.analysis.throughput import ratio_interval, time_interleaved
 from sbcore.cost import count_parameters
 from sbcore.errors import SBCoreError
 
@@ -83,3 +84,63 @@ def test_bad_arguments_are_refused(plain, kwargs, message):
     with pytest.raises(SBCoreError, match=message):
         measure_throughput({"resnet38": plain}, input_size=(1, 28, 28), **arguments, **FAST)
 
+
+
+def test_latency_quartiles_bracket_the_median_and_error_bars_never_go_below_zero(plain):
+    row = measure_throughput({"resnet38": plain}, [1], (1, 28, 28), **FAST)[0]
+    assert 0 < row.latency_low_ms <= row.latency_high_ms and row.median_ms > 0
+    below, above = row.spread_ms
+    assert below >= 0 and above >= 0 and row.median_ms - below >= 0
+    assert row.iqr_ms == pytest.approx(row.latency_high_ms - row.latency_low_ms)
+    assert row.rounds == FAST["rounds"]
+
+
+def test_ratios_carry_a_bootstrap_interval_around_them(plain, sb):
+    rows = measure_throughput({"resnet38": plain, "sb_resnet38": sb}, [1], (1, 28, 28), min_run_time=0.05, rounds=4)
+    sb_row = rows[1]
+    low, high = sb_row.vs_baseline_ci
+    assert low <= sb_row.vs_baseline <= high
+    assert rows[0].vs_baseline_ci == (1.0, 1.0)
+    assert "[" in format_throughput_table(rows)
+
+
+def test_ratio_interval_pairs_rounds_and_brackets_the_ratio_of_medians():
+    mine = [0.010, 0.011, 0.012, 0.010, 0.030]  # one slow round, shared by both models
+    theirs = [0.020, 0.022, 0.024, 0.020, 0.060]
+    ratio, (low, high) = ratio_interval(mine, theirs)
+    assert ratio == pytest.approx(2.0)
+    assert low <= 2.0 <= high and high - low < 0.5
+    assert ratio_interval([0.01], [0.02]) is None
+
+
+def test_ratio_interval_widens_when_rounds_disagree():
+    steady = ratio_interval([1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+    noisy = ratio_interval([1.0, 0.5, 2.0, 1.0, 0.7, 1.5], [2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+    assert steady[1] == (2.0, 2.0)
+    assert noisy[1][1] - noisy[1][0] > 0.5
+
+
+def test_models_take_turns_and_each_round_starts_one_later():
+    calls = []
+    runs = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    timing = time_interleaved(runs, rounds=3, seconds_per_turn=0.0)
+    firsts = [calls[0]] + [b for a, b in zip(calls, calls[1:]) if a != b]
+    assert firsts == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert all(len(timing.per_round[name]) == 3 for name in "abc")
+    assert timing.others_cpu_share is None or 0.0 <= timing.others_cpu_share <= 1.0
+
+
+def test_a_builder_is_measured_without_a_copy(plain):
+    built = []
+
+    def build() -> nn.Module:
+        built.append(plain)
+        return plain
+
+    plain.train()
+    try:
+        rows = measure_throughput({"resnet38": build}, [1], (1, 28, 28), **FAST)
+        assert built == [plain] and not plain.training  # the builder's model itself was prepared
+        assert rows[0].error is None and rows[0].params_m == count_parameters(plain)[0] / 1e6
+    finally:
+        plain.eval()

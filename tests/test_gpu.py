@@ -1,0 +1,80 @@
+"""On a CUDA GPU: the app's device switch, the benchmark at fp16/bf16, out-of-memory handling, torch.compile and
+the fast path's parity. Skipped where no GPU is present."""
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import sbcore
+from sbcore.analysis import measure_throughput
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILY = ["resnet38", "sb_resnet38", "nl_resnet38", "sbnl_resnet38"]
+
+
+def _model(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return sbcore.create_model(name, in_chans=1).eval()
+
+
+def test_app_device_switch_runs_the_explore_page_and_defaults_the_benchmark_to_the_gpu():
+    from streamlit.testing.v1 import AppTest
+
+    sys.path.insert(0, str(ROOT))
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=300).run()
+    assert at.sidebar.radio(key="device").value == "cuda"  # the GPU is the default when there is one
+    assert not at.exception, at.exception
+    at.sidebar.radio(key="device").set_value("cpu").run()
+    assert not at.exception, at.exception
+    at.sidebar.radio(key="device").set_value("cuda").run()
+    at.switch_page("pages/throughput.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="speed_device").value == "cuda"
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_benchmark_runs_the_family_on_the_gpu_at_low_precision(dtype):
+    rows = measure_throughput({name: _model(name) for name in FAMILY}, [8, 64], (1, 28, 28), device="cuda",
+                              dtype=dtype, channels_last=True, min_run_time=0.5, rounds=4)
+    assert all(r.error is None and r.device.startswith("cuda") and r.dtype == dtype for r in rows)
+    assert all(r.peak_memory_mb is not None and r.peak_memory_mb > 0 for r in rows)
+    sb = next(r for r in rows if r.model == "sb_resnet38" and r.batch_size == 64)
+    assert sb.vs_non_local_ci[0] <= sb.vs_non_local <= sb.vs_non_local_ci[1]
+
+
+def test_out_of_memory_is_a_row_error_and_the_gpu_is_usable_afterwards():
+    free, _ = torch.cuda.mem_get_info()
+    side = 512
+    batch = int(free / (64 * side * side * 4) * 2) + 1  # stage 1 alone needs about twice the free memory
+    rows = measure_throughput({"resnet38": _model("resnet38")}, [1, batch], (1, side, side), device="cuda",
+                              min_run_time=0.1, rounds=2)
+    assert rows[0].error is None
+    assert rows[1].error == "out of memory" and rows[1].img_per_s is None
+    assert measure_throughput({"resnet38": _model("resnet38")}, [4], (1, 28, 28), device="cuda",
+                              min_run_time=0.1, rounds=2)[0].error is None
+
+
+def test_compiled_models_are_measured_and_keep_their_ratios():
+    rows = measure_throughput({name: _model(name) for name in FAMILY[:2]}, [16], (1, 28, 28), device="cuda",
+                              compile=True, min_run_time=0.5, rounds=3)
+    assert all(r.error is None and r.compiled for r in rows)
+    assert rows[1].vs_baseline is not None and rows[1].vs_baseline_ci is not None
+
+
+@pytest.mark.parametrize("name", ["sb_resnet38", "sbnl_resnet38"])
+def test_fast_forward_matches_the_readable_definition_on_the_gpu(name):
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    fast = _model(name).cuda()
+    readable = copy.deepcopy(fast)
+    x = torch.randn(8, 1, 28, 28, device="cuda")
+    with torch.no_grad():
+        expected = readable.forward_intermediates(x).logits
+        error = (fast(x) - expected).abs().max() / expected.abs().max()
+    assert error <= 1e-5
