@@ -27,8 +27,8 @@ def open_page():
     def run(page: str, **preset) -> AppTest:
         at = AppTest.from_file(str(MAIN), default_timeout=180)
         at.run()
-        if page != "explore":
-            at.switch_page(f"pages/{page}.py")
+        if page != "intro":
+            at.switch_page(f"views/{page}.py")
         for key, value in preset.items():
             at.session_state[key] = value
         return at.run()

@@ -7,7 +7,7 @@ from playwright.sync_api import sync_playwright
 
 import sbcore
 from app.inputs import light_background
-from app.screenshots import CHROMIUM, CHROMIUM_ARGS, start_server, wait_idle
+from tools.screenshots import CHROMIUM, CHROMIUM_ARGS, start_server, wait_idle
 from sbcore.analysis import predict
 from sbcore.images import load_image, preprocess
 
