@@ -95,3 +95,10 @@ def get_model(name: str) -> nn.Module:
 def model_key(name: str) -> str:
     """Cache key for results of a model: its name (unique per weights) and device."""
     return f"{name}@{current_device()}"
+
+
+def default_model(key: str, untrained: bool = False) -> None:
+    """Preselect the default model in the picker ``key`` unless it holds a model still on offer."""
+    names = model_names(untrained)
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]

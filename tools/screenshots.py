@@ -1,6 +1,6 @@
 """Screenshots of every page for docs/, taken in headless Chromium against a real server.
 
-    python -m app.screenshots [--out docs] [--chromium /usr/bin/chromium]
+    python -m tools.screenshots [--out docs] [--chromium /usr/bin/chromium]
 
 Starts ``streamlit run app/main.py`` on a free port, opens each page (running the ERF and the
 benchmark with their default settings), saves ``<out>/<page>.png`` and prints the time from
