@@ -60,3 +60,10 @@ def push(params: Sequence[Param]) -> None:
             pushed[param.name] = text
             if st.query_params.get(param.name) != text:
                 st.query_params[param.name] = text
+
+
+def drop(param: Param) -> None:
+    """Remove a parameter from the URL (for a value that is the default), forgetting it was written."""
+    st.session_state.setdefault(_PUSHED, {}).pop(param.name, None)
+    if param.name in st.query_params:
+        del st.query_params[param.name]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app import links
+
 PRESENT_KEY = "present"
+_PRESENT = links.Param("present", PRESENT_KEY, lambda: [True, False])
 PRESENT_SCALE = 1.35
 _BASE_CSS = """
 /* Small inputs (28x28) are drawn with sharp pixels, never smoothed, in charts and images alike. */
@@ -20,19 +23,18 @@ html { font-size: 21px; }
 
 
 def presenting() -> bool:
-    """Whether presentation mode is on (sidebar switch or ``?present=1``)."""
+    """Whether presentation mode is on (sidebar switch or ``?present=True``)."""
     return bool(st.session_state.get(PRESENT_KEY, False))
 
 
 def presentation_switch() -> None:
-    """The sidebar switch, kept in the URL as ``present=1`` so a prepared link opens in that mode."""
-    if PRESENT_KEY not in st.session_state:
-        st.session_state[PRESENT_KEY] = st.query_params.get("present") == "1"
+    """The sidebar switch, kept in the URL as ``present=True`` so a prepared link opens in that mode."""
+    links.pull([_PRESENT])
     st.sidebar.toggle("Presentation mode", key=PRESENT_KEY, help="Bigger fonts and figures, e.g. for a projector.")
     if presenting():
-        st.query_params["present"] = "1"
-    elif "present" in st.query_params:
-        del st.query_params["present"]
+        links.push([_PRESENT])
+    else:
+        links.drop(_PRESENT)
     st.html(f"<style>{_BASE_CSS}{_PRESENT_CSS if presenting() else ''}</style>")
 
 

@@ -15,7 +15,7 @@ import streamlit as st
 
 PAGE_PREFIXES = ("intro_", "explore_", "compare_", "erf_", "speed_", "models_")
 # Buttons, uploads and downloads cannot be given values through session state; charts hold events.
-_NOT_VALUES = ("_run", "_cancel", "_upload", "_uploads", "_load", "_load_reference", "_csv", "_png", "_json", "_md")
+_NOT_VALUES = ("_run", "_cancel", "_upload", "_uploads", "_load", "_load_reference", "_download")
 _PLAIN = (str, int, float, bool)
 
 

@@ -207,7 +207,8 @@ def show_chart(fig: go.Figure, key: str, file_stem: str, data: pd.DataFrame | No
 
 
 def download(label: str, data: pd.DataFrame | dict | list | bytes | str, file_name: str, key: str) -> None:
-    """A download button for a table (CSV), a JSON-able object, or ready bytes (PNG...)."""
+    """A download button for a table (CSV), a JSON-able object, or ready bytes (PNG...); its widget key
+    is ``key`` + ``_download``, which ``app.memory`` leaves alone."""
     if isinstance(data, pd.DataFrame):
         data = data.to_csv(index=False)
     elif isinstance(data, (dict, list)):
@@ -215,7 +216,7 @@ def download(label: str, data: pd.DataFrame | dict | list | bytes | str, file_na
     suffix = file_name[file_name.rfind("."):]
     st.download_button(
         f":material/download: {label}", data, file_name=file_name, mime=_MIME.get(suffix, "application/octet-stream"),
-        key=key, on_click="ignore",
+        key=f"{key}_download", on_click="ignore",
     )
 
 

@@ -95,16 +95,17 @@ def logits_of(model: torch.nn.Module, batches) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "ood_calibration.json")
-    parser.add_argument("--limit", type=int, default=10_000, help="test images to use (default: all 10,000)")
+    parser.add_argument("--limit", type=int, default=5_000, help="first test images to use (default: 5,000)")
     args = parser.parse_args()
     rng = random.Random(SEED)
     photos, shapes = photo_crops(40, rng), synthetic(240, rng)
     test = load_dataset("fashion-mnist").test
+    test_x = torch.stack([test[i][0] for i in range(min(args.limit, len(test)))])  # (B, 1, 28, 28), the eval transform
+    in_set = f"{IN_SET} ({len(test_x)} images)"
     out_set = f"{len(photos)} crops of the bundled photos + {len(shapes)} synthetic images (noise, shapes, characters)"
     calibrations = {}
     for name in sbcore.list_models(pretrained=True):
         model = sbcore.create_model(name, pretrained=True).eval()
-        test_x = torch.stack([test[i][0] for i in range(min(args.limit, len(test)))])
         familiar = logits_of(model, test_x.split(500))
         photo_logits = logits_of(model, [app_inputs(photos, model.metadata.preprocessing)])
         shape_logits = logits_of(model, [app_inputs(shapes, model.metadata.preprocessing)])
@@ -116,7 +117,7 @@ def main() -> None:
                         f" (photos {ood.auroc(score(familiar).numpy(), score(photo_logits).numpy()):.3f},"
                         f" synthetic {ood.auroc(score(familiar).numpy(), score(shape_logits).numpy()):.3f})")
         calibration = ood.calibrate(
-            ood.familiarity_scores(familiar).numpy(), ood.familiarity_scores(unfamiliar).numpy(), IN_SET, out_set
+            ood.familiarity_scores(familiar).numpy(), ood.familiarity_scores(unfamiliar).numpy(), in_set, out_set
         )
         flagged = (ood.familiarity_scores(unfamiliar) < calibration.threshold).float().mean()
         line.append(f"flagged at the threshold: {flagged:.0%} of the non-clothing set, 5% of the test set")

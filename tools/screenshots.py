@@ -36,18 +36,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def start_server(log_path: Path, port: int | None = None, timeout: float = 90.0) -> Iterator[str]:
+def start_server(log_path: Path, port: int | None = None, timeout: float = 90.0, cwd: Path = ROOT) -> Iterator[str]:
     """Run the app headless on localhost, yield its URL once healthy, stop it afterwards.
 
+    ``cwd`` is the server's working folder (the app must not depend on it); the settings of
+    ``.streamlit/config.toml`` that matter are repeated on the command line for that reason.
     The server's stdout and stderr go to ``log_path`` (checked for tracebacks by the tests).
     """
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+             "--browser.gatherUsageStats", "false"],
+            cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + timeout
