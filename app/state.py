@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import sbcore
-from sbcore.models.registry import resolve_model
+from sbcore.factory import resolve_model
 
 DEFAULT_MODEL = "sb_resnet38.fmnist"
 _USER_MODELS = "user_models"

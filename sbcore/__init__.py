@@ -9,6 +9,7 @@ Typical use::
 from sbcore.checkpoint import load_checkpoint, save_checkpoint
 from sbcore.convert import convert_reference_state_dict, widen_state_dict
 from sbcore.errors import CheckpointError, DatasetNotFoundError, OfflineError, SBCoreError, UnknownModelError
+from sbcore.factory import create_model, resolve_model
 from sbcore.layers import NonLocal2d, SpatialBias
 from sbcore.models import (
     Intermediates,
@@ -17,7 +18,6 @@ from sbcore.models import (
     Preprocessing,
     ResNet,
     SpatialBiasConfig,
-    create_model,
     list_models,
 )
 
@@ -41,6 +41,7 @@ __all__ = [
     "create_model",
     "list_models",
     "load_checkpoint",
+    "resolve_model",
     "save_checkpoint",
     "widen_state_dict",
 ]

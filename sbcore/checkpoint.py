@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sbcore.errors import CheckpointError, SBCoreError
+from sbcore.models.build import build_model
 from sbcore.models.metadata import ModelMetadata
 
 FORMAT = "sbcore-checkpoint/1"
@@ -122,8 +123,6 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None, map_lo
     Raises CheckpointError naming the problem: missing or invalid metadata, unknown
     architecture, pickle or truncated weights, sha256 mismatch, missing/unexpected/mis-shaped keys.
     """
-    from sbcore.models.registry import build_model
-
     metadata, document = read_metadata(path)
     weights_path, _ = checkpoint_paths(path)
     if not weights_path.is_file():

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from sbcore.factory import create_model
 from sbcore.layers import NonLocal2d, SpatialBias
+from sbcore.models.registry import plain_counterpart
 
 
 @dataclass
@@ -102,14 +104,7 @@ def format_report(report: CostReport, baseline: CostReport | None = None) -> str
     return "\n".join(lines)
 
 
-def plain_counterpart(architecture: str) -> str:
-    """``sbnl_resnet50`` -> ``resnet50``: the plain baseline of a variant."""
-    return architecture.split("_", 1)[1] if "_" in architecture else architecture
-
-
 def _run_info(args: argparse.Namespace) -> None:
-    from sbcore.models import create_model
-
     kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("in_chans", args.in_chans)) if v}
     model = create_model(args.model, **kwargs)
     size = (model.metadata.preprocessing.input_size[0], args.input_size, args.input_size) if args.input_size else None

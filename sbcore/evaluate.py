@@ -10,7 +10,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from sbcore.data import LabelledSamples, limited_test_split, load_dataset
 from sbcore.errors import SBCoreError
+from sbcore.factory import resolve_model
 
 EVAL_BATCH_SIZE = 256  # the trainer's; fixed so that a re-evaluation runs the same kernels
 COMPARED = ("samples", "top1", "top5", "per_class", "confusion")
@@ -86,8 +88,6 @@ def format_metrics(metrics: dict[str, Any], class_names: list[str]) -> str:
 
 def _evaluation_set(args: argparse.Namespace, model: nn.Module) -> tuple[Dataset, str, int | None]:
     """(dataset, description, limit) for ``sbcore eval``: the labelled samples or the test split."""
-    from sbcore.data import LabelledSamples, limited_test_split, load_dataset
-
     meta = model.metadata
     if args.samples:
         dataset = LabelledSamples(args.samples, meta.class_names, meta.preprocessing)
@@ -104,8 +104,6 @@ def _evaluation_set(args: argparse.Namespace, model: nn.Module) -> tuple[Dataset
 
 
 def _run_eval(args: argparse.Namespace) -> None:
-    from sbcore.models.registry import resolve_model
-
     model = resolve_model(args.checkpoint)
     meta = model.metadata
     dataset, description, limit = _evaluation_set(args, model)

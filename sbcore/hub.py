@@ -13,8 +13,9 @@ from torch.hub import load_state_dict_from_url
 from torchvision import models as tv_models
 
 from sbcore.convert import widen_state_dict
-from sbcore.cost import plain_counterpart
 from sbcore.errors import OfflineError, UnknownModelError
+from sbcore.models.build import build_model
+from sbcore.models.registry import plain_counterpart
 
 _TORCHVISION_WEIGHTS = {
     "resnet18": tv_models.ResNet18_Weights.IMAGENET1K_V1,
@@ -37,8 +38,6 @@ def load_torchvision_pretrained(architecture: str, **kwargs: Any) -> nn.Module:
 
     Raises OfflineError when the weights are neither cached nor downloadable.
     """
-    from sbcore.models.registry import build_model
-
     weights = torchvision_weights(architecture)
     try:
         # check_hash=False: a hash in the file name is checked only on download by torchvision itself

@@ -7,6 +7,7 @@ from pathlib import Path
 from torch import nn
 
 from sbcore.cost import cost_report
+from sbcore.factory import resolve_model
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -63,8 +64,6 @@ def _placement(model: nn.Module) -> str:
 
 
 def _run_card(args: argparse.Namespace) -> None:
-    from sbcore.models.registry import resolve_model
-
     text = model_card_markdown(resolve_model(args.model))
     if args.out:
         Path(args.out).write_text(text)

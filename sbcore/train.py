@@ -19,20 +19,21 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from sbcore.checkpoint import save_checkpoint
+from sbcore.console import run_command
 from sbcore.data import DATASETS, DatasetSpec, limited_test_split, load_dataset
 from sbcore.evaluate import evaluate, evaluation_loader
-from sbcore.models import create_model
+from sbcore.factory import create_model
+from sbcore.models.metadata import ModelMetadata
 
 
 @dataclass
@@ -97,122 +98,215 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def train(config: TrainConfig) -> Path | None:
-    """Train, log JSON lines, checkpoint every epoch; returns the final checkpoint path (rank 0)."""
+@dataclass
+class _Process:
+    """Where this process runs: its rank among ``world`` processes and its device."""
+
+    distributed: bool
+    rank: int
+    world: int
+    device: torch.device
+
+
+@dataclass
+class _Data:
+    """The splits and the shuffled training loader, whose generator is saved with the state."""
+
+    spec: DatasetSpec
+    train_set: Dataset
+    val_set: Dataset
+    test_set: Dataset
+    loader: DataLoader
+    sampler: DistributedSampler | None
+    shuffle_generator: torch.Generator
+
+
+@dataclass
+class _Optimization:
+    """Optimizer, loss, mixed precision and the learning-rate schedule of one run."""
+
+    optimizer: torch.optim.Optimizer
+    criterion: nn.Module
+    scaler: torch.amp.GradScaler
+    dtype: torch.dtype | None
+    peak_lr: float
+    total_steps: int
+    warmup_steps: int
+
+
+def _start_process() -> _Process:
+    """Join the process group under torchrun (WORLD_SIZE > 1) and pick this process's device."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
-    _seed_everything(config.seed)
-    output = Path(config.output)
-    if rank == 0:
-        output.mkdir(parents=True, exist_ok=True)
+    return _Process(distributed, rank, world, device)
 
+
+def _prepare_data(config: TrainConfig, process: _Process) -> _Data:
+    """Load the dataset, hold out the validation split and build the shuffled training loader."""
     spec = load_dataset(config.dataset, config.data, config.image_size)
     train_set, val_set = _split(spec, config.val_size, config.seed, config.limit_train)
-    test_set = limited_test_split(spec, config.limit_test)
-
-    shuffle_generator = torch.Generator().manual_seed(config.seed)  # saved with the state, so resume keeps the order
-    sampler = DistributedSampler(train_set, world, rank, seed=config.seed) if distributed else None
+    shuffle_generator = torch.Generator().manual_seed(config.seed)
+    sampler = (
+        DistributedSampler(train_set, process.world, process.rank, seed=config.seed) if process.distributed else None
+    )
     loader = DataLoader(
         train_set, config.batch_size, shuffle=sampler is None, sampler=sampler, num_workers=config.workers,
         drop_last=True, generator=shuffle_generator, persistent_workers=config.workers > 0,
     )
-    eval_loader = lambda ds: evaluation_loader(ds, config.workers)  # noqa: E731
+    test_set = limited_test_split(spec, config.limit_test)
+    return _Data(spec, train_set, val_set, test_set, loader, sampler, shuffle_generator)
 
-    model = create_model(
-        config.model, num_classes=len(spec.class_names), in_chans=spec.preprocessing.input_size[0]
-    ).to(device)
-    metadata = model.metadata
-    metadata.class_names, metadata.preprocessing = spec.class_names, spec.preprocessing
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    peak_lr = config.lr * config.batch_size * world / 128
+
+def _prepare_model(config: TrainConfig, spec: DatasetSpec, device: torch.device) -> nn.Module:
+    """A fresh model sized for the dataset, its metadata naming the dataset's classes and preprocessing."""
+    model = create_model(config.model, num_classes=len(spec.class_names), in_chans=spec.preprocessing.input_size[0])
+    model.metadata.class_names, model.metadata.preprocessing = spec.class_names, spec.preprocessing
+    return model.to(device, memory_format=_memory_format(config))
+
+
+def _memory_format(config: TrainConfig) -> torch.memory_format:
+    return torch.channels_last if config.channels_last else torch.contiguous_format
+
+
+def _prepare_optimization(
+    config: TrainConfig, model: nn.Module, process: _Process, steps_per_epoch: int
+) -> _Optimization:
+    """SGD with Nesterov momentum (no weight decay on BN and biases), the lr scaled to the global batch."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    peak_lr = config.lr * config.batch_size * process.world / 128
     optimizer = torch.optim.SGD(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=peak_lr, momentum=config.momentum, nesterov=True,
     )
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    dtype = _autocast_dtype(config.amp, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    steps_per_epoch = len(loader)
-    total_steps, warmup_steps = config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch)
+    dtype = _autocast_dtype(config.amp, process.device)
+    return _Optimization(
+        optimizer,
+        nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+        torch.amp.GradScaler(process.device.type, enabled=dtype == torch.float16),
+        dtype,
+        peak_lr,
+        total_steps=config.epochs * steps_per_epoch,
+        warmup_steps=int(config.warmup_epochs * steps_per_epoch),
+    )
 
+
+def _save_state(path: Path, model: nn.Module, opt: _Optimization, data: _Data, epoch: int, elapsed: float) -> None:
+    """Everything a resumed run needs to continue as if never interrupted."""
+    torch.save(
+        {"model": _unwrap(model).state_dict(), "optimizer": opt.optimizer.state_dict(), "epoch": epoch,
+         "elapsed": elapsed, "rng": torch.get_rng_state(), "shuffle_rng": data.shuffle_generator.get_state()},
+        path,
+    )
+
+
+def _load_state(path: Path, model: nn.Module, opt: _Optimization, data: _Data, device: torch.device) -> tuple[int, float]:
+    """Restore a saved state; returns (epochs done, training seconds so far)."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    opt.optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"])
+    data.shuffle_generator.set_state(state["shuffle_rng"])
+    return int(state["epoch"]), float(state["elapsed"])
+
+
+def _train_one_epoch(
+    model: nn.Module, data: _Data, opt: _Optimization, config: TrainConfig, process: _Process, epoch: int
+) -> dict[str, float]:
+    """One pass over the training loader; returns the epoch's loss, accuracy and images seen."""
+    model.train()
+    if data.sampler is not None:
+        data.sampler.set_epoch(epoch)
+    seen = correct = 0
+    loss_sum = 0.0
+    started = time.perf_counter()
+    steps_per_epoch = len(data.loader)
+    bar = tqdm(data.loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=process.rank != 0, dynamic_ncols=True)
+    for step, (images, labels) in enumerate(bar, start=epoch * steps_per_epoch):
+        for group in opt.optimizer.param_groups:
+            group["lr"] = _cosine_lr(step, opt.total_steps, opt.warmup_steps, opt.peak_lr)
+        images = images.to(process.device, memory_format=_memory_format(config), non_blocking=True)
+        labels = labels.to(process.device, non_blocking=True)
+        with torch.autocast(process.device.type, dtype=opt.dtype) if opt.dtype else nullcontext():
+            logits = model(images)
+            loss = opt.criterion(logits.float(), labels)
+        opt.optimizer.zero_grad(set_to_none=True)
+        opt.scaler.scale(loss).backward()
+        opt.scaler.step(opt.optimizer)
+        opt.scaler.update()
+        seen += labels.numel()
+        correct += (logits.argmax(1) == labels).sum().item()
+        loss_sum += loss.item() * labels.numel()
+        rate = seen * process.world / (time.perf_counter() - started)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}", img_s=f"{rate:.0f}")
+    return {"train_loss": loss_sum / seen, "train_top1": 100 * correct / seen, "seen": seen}
+
+
+def _final_metadata(
+    config: TrainConfig, model: nn.Module, data: _Data, opt: _Optimization, process: _Process, elapsed: float
+) -> ModelMetadata:
+    """The checkpoint's metadata: the recipe as run, and test metrics measured once, at the end."""
+    classes = len(data.spec.class_names)
+    test = evaluate(model, evaluation_loader(data.test_set, config.workers), classes, process.device, progress=True)
+    val = evaluate(model, evaluation_loader(data.val_set, config.workers), classes, process.device)
+    metadata = model.metadata
+    metadata.training = {
+        **asdict(config), "world_size": process.world, "peak_lr": opt.peak_lr, "optimizer": "SGD nesterov",
+        "schedule": "cosine with linear warm-up", "autocast": str(opt.dtype), "train_images": len(data.train_set),
+        "val_images": len(data.val_set), "wall_seconds": round(elapsed, 1),
+        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        + (f", {torch.cuda.get_device_name(process.device)}" if process.device.type == "cuda" else ""),
+        "torch": torch.__version__,
+    }
+    metadata.metrics = {"test": test, "val_top1": val["top1"], "test_split": config.dataset + " test",
+                        "test_limit": config.limit_test}
+    return metadata
+
+
+def train(config: TrainConfig) -> Path | None:
+    """Train, log JSON lines, checkpoint every epoch; returns the final checkpoint path (rank 0)."""
+    process = _start_process()
+    _seed_everything(config.seed)
+    output = Path(config.output)
+    if process.rank == 0:
+        output.mkdir(parents=True, exist_ok=True)
+    data = _prepare_data(config, process)
+    model = _prepare_model(config, data.spec, process.device)
+    opt = _prepare_optimization(config, model, process, len(data.loader))
     state_path, start_epoch, elapsed = output / "train_state.pt", 0, 0.0
     if config.resume and state_path.is_file():
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, elapsed = int(state["epoch"]), float(state["elapsed"])
-        torch.set_rng_state(state["rng"])
-        shuffle_generator.set_state(state["shuffle_rng"])
-    if distributed:
+        start_epoch, elapsed = _load_state(state_path, model, opt, data, process.device)
+    if process.distributed:
         model = nn.parallel.DistributedDataParallel(model)
 
-    log = (output / "log.jsonl").open("a") if rank == 0 else None
+    log = (output / "log.jsonl").open("a") if process.rank == 0 else None
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        model.train()
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        seen = correct = 0
-        loss_sum = 0.0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=rank != 0, dynamic_ncols=True)
-        for step, (images, labels) in enumerate(bar, start=epoch * steps_per_epoch):
-            for group in optimizer.param_groups:
-                group["lr"] = _cosine_lr(step, total_steps, warmup_steps, peak_lr)
-            images = images.to(device, memory_format=memory_format, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=dtype) if dtype else nullcontext():
-                logits = model(images)
-                loss = criterion(logits.float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            seen += labels.numel()
-            correct += (logits.argmax(1) == labels).sum().item()
-            loss_sum += loss.item() * labels.numel()
-            rate = seen * world / (time.perf_counter() - started)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}", img_s=f"{rate:.0f}")
+        stats = _train_one_epoch(model, data, opt, config, process, epoch)
         elapsed += time.perf_counter() - started
-        if rank == 0:
-            val = evaluate(_unwrap(model), eval_loader(val_set), len(spec.class_names), device)
+        if process.rank == 0:
+            val = evaluate(_unwrap(model), evaluation_loader(data.val_set, config.workers), len(data.spec.class_names), process.device)
+            seconds = time.perf_counter() - started
             record = {
-                "epoch": epoch + 1, "train_loss": loss_sum / seen, "train_top1": 100 * correct / seen,
-                "val_top1": val["top1"], "val_top5": val["top5"], "lr": optimizer.param_groups[0]["lr"],
-                "epoch_seconds": time.perf_counter() - started, "img_per_s": seen * world / (time.perf_counter() - started),
+                "epoch": epoch + 1, "train_loss": stats["train_loss"], "train_top1": stats["train_top1"],
+                "val_top1": val["top1"], "val_top5": val["top5"], "lr": opt.optimizer.param_groups[0]["lr"],
+                "epoch_seconds": seconds, "img_per_s": stats["seen"] * process.world / seconds,
             }
             log.write(json.dumps(record) + "\n")
             log.flush()
             tqdm.write(json.dumps(record))
-            torch.save(
-                {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                 "elapsed": elapsed, "rng": torch.get_rng_state(),
-                 "shuffle_rng": shuffle_generator.get_state()},
-                state_path,
-            )
+            _save_state(state_path, model, opt, data, epoch + 1, elapsed)
     final = None
-    if rank == 0:
+    if process.rank == 0:
         plain = _unwrap(model).to(memory_format=torch.contiguous_format)
-        test = evaluate(plain, eval_loader(test_set), len(spec.class_names), device, progress=True)
-        val = evaluate(plain, eval_loader(val_set), len(spec.class_names), device)
-        metadata.training = {
-            **asdict(config), "world_size": world, "peak_lr": peak_lr, "optimizer": "SGD nesterov",
-            "schedule": "cosine with linear warm-up", "autocast": str(dtype), "train_images": len(train_set),
-            "val_images": len(val_set), "wall_seconds": round(elapsed, 1),
-            "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-            + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),
-            "torch": torch.__version__,
-        }
-        metadata.metrics = {"test": test, "val_top1": val["top1"], "test_split": config.dataset + " test",
-                            "test_limit": config.limit_test}
+        metadata = _final_metadata(config, plain, data, opt, process, elapsed)
         final = save_checkpoint(plain, output / config.model, metadata)
+        test = metadata.metrics["test"]
         tqdm.write(f"test top-1 {test['top1']:.2f}%  top-5 {test['top5']:.2f}%  -> {final}")
-    if distributed:
+    if process.distributed:
         dist.destroy_process_group()
     return final
 
@@ -259,8 +353,6 @@ def configure_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m sbcore.train``; a user error prints one line and gives status 2."""
-    from sbcore.cli import run_command
-
     args = build_parser().parse_args(argv)
     args.command, args.run = "train", _run_train
     return run_command(args)

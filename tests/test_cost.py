@@ -9,7 +9,8 @@ import torchvision
 
 import sbcore
 from sbcore.cli import main as cli_main
-from sbcore.cost import cost_report, count_parameters, plain_counterpart
+from sbcore.cost import cost_report, count_parameters
+from sbcore.models.registry import plain_counterpart
 
 
 def _params(name: str, **kwargs) -> int:

@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from app import plots, state
-from app.claims import PAPER_CLAIMS, claim_comparison
+from sbcore.paper import PAPER_CLAIMS, claim_comparison
 from sbcore import analysis, create_model, list_models
 from sbcore.errors import SBCoreError
 

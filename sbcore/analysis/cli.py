@@ -24,7 +24,7 @@ from sbcore.analysis.predict import class_label
 from sbcore.analysis.throughput import DTYPES, format_throughput_table, measure_throughput
 from sbcore.errors import SBCoreError
 from sbcore.images import load_image, model_view, preprocess
-from sbcore.models.registry import resolve_model
+from sbcore.factory import resolve_model
 
 MODEL_HELP = (
     "a registered architecture at random initialisation (sb_resnet50, resnet38, ...), shipped weights "

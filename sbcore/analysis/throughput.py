@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sbcore.cost import count_flops, count_parameters, plain_counterpart
+from sbcore.cost import count_flops, count_parameters
+from sbcore.models.registry import plain_counterpart
 from sbcore.errors import SBCoreError
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

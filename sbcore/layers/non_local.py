@@ -27,8 +27,12 @@ class NonLocal2d(nn.Module):
         self.g = nn.Conv2d(channels, inner, kernel_size=1)
         self.out_proj = nn.Conv2d(inner, channels, kernel_size=1, bias=False)
         self.out_bn = nn.BatchNorm2d(channels)
-        nn.init.zeros_(self.out_bn.weight)
         self.pool = nn.MaxPool2d(2, ceil_mode=True) if subsample else nn.Identity()
+        self.zero_init_last()
+
+    def zero_init_last(self) -> None:
+        """Zero the output BN's scale, so the block adds nothing to its input: a new block is the identity."""
+        nn.init.zeros_(self.out_bn.weight)
 
     def key_grid_size(self, height: int, width: int) -> tuple[int, int]:
         """Spatial size of phi/g (the attended positions) for an (H, W) input."""

@@ -1,7 +1,11 @@
-"""Model assembly: the ResNet definition, its registered builders and shipped weights."""
+"""Model definitions and their registry: the ResNet, its registered builders and shipped weights.
+
+Loading weights by name (``create_model``) lives one level up, in ``sbcore.factory``.
+"""
 from sbcore.models import pretrained, zoo  # noqa: F401  (registers models and weights)
+from sbcore.models.build import build_model
 from sbcore.models.metadata import ModelMetadata, Preprocessing
-from sbcore.models.registry import create_model, list_models, register_model
+from sbcore.models.registry import list_models, plain_counterpart, register_model
 from sbcore.models.resnet import Intermediates, NonLocalConfig, ResNet, SpatialBiasConfig
 
 __all__ = [
@@ -11,7 +15,8 @@ __all__ = [
     "Preprocessing",
     "ResNet",
     "SpatialBiasConfig",
-    "create_model",
+    "build_model",
     "list_models",
+    "plain_counterpart",
     "register_model",
 ]

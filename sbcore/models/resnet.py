@@ -9,7 +9,8 @@ Plain parts keep torchvision's layout and parameter names (``conv1``, ``layer1.0
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from functools import partial
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -26,6 +27,12 @@ class SpatialBiasConfig:
     grid_size: int = 10
     kernel_size: int = 3
 
+    def layer(self) -> Callable[[int], SpatialBias]:
+        """The branch as a layer type: ``layer()(in_channels)`` builds one SpatialBias of this shape."""
+        return partial(
+            SpatialBias, reduced_channels=self.reduced_channels, grid_size=self.grid_size, kernel_size=self.kernel_size
+        )
+
 
 @dataclass(frozen=True)
 class NonLocalConfig:
@@ -33,6 +40,10 @@ class NonLocalConfig:
 
     blocks: tuple[str, ...] = ("layer2.1", "layer2.3", "layer3.1", "layer3.3", "layer3.5")
     subsample: bool = True
+
+    def layer(self) -> Callable[[int], NonLocal2d]:
+        """The block as a layer type: ``layer()(channels)`` builds one NonLocal2d."""
+        return partial(NonLocal2d, subsample=self.subsample)
 
 
 @dataclass
@@ -76,6 +87,11 @@ class Bottleneck(nn.Module):
     With spatial bias, the branch reads the first 1x1 conv's output; its N maps are upsampled to
     the 3x3 conv's output size and concatenated to it, so ``bn2`` and ``conv3`` see planes + N
     channels and the last 1x1 conv mixes global maps with local features.
+
+    Args:
+        sb_layer: builds the spatial-bias branch from ``planes`` (e.g. ``partial(SpatialBias, grid_size=6)``);
+            None for none. The branch must expose ``num_maps``.
+        nl_layer: builds the non-local block from the block's output channels; None for none.
     """
 
     expansion = 4
@@ -86,15 +102,11 @@ class Bottleneck(nn.Module):
         planes: int,
         stride: int = 1,
         downsample: nn.Module | None = None,
-        spatial_bias: SpatialBiasConfig | None = None,
-        non_local_subsample: bool | None = None,
+        sb_layer: Callable[[int], SpatialBias] | None = None,
+        nl_layer: Callable[[int], NonLocal2d] | None = None,
     ) -> None:
         super().__init__()
-        self.spatial_bias = (
-            SpatialBias(planes, spatial_bias.reduced_channels, spatial_bias.grid_size, spatial_bias.kernel_size)
-            if spatial_bias is not None
-            else None
-        )
+        self.spatial_bias = sb_layer(planes) if sb_layer is not None else None
         extra = self.spatial_bias.num_maps if self.spatial_bias is not None else 0
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -104,11 +116,7 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
-        self.non_local = (
-            NonLocal2d(planes * self.expansion, subsample=non_local_subsample)
-            if non_local_subsample is not None
-            else None
-        )
+        self.non_local = nl_layer(planes * self.expansion) if nl_layer is not None else None
 
     def spatial_bias_input(self, x: torch.Tensor) -> torch.Tensor:
         """(B, inplanes, H, W) block input -> (B, planes, H, W): the first 1x1 conv + BN + ReLU, which the
@@ -231,26 +239,20 @@ class ResNet(nn.Module):
                     nn.BatchNorm2d(planes * block.expansion),
                 )
             kwargs = {}
-            if block is Bottleneck:
-                name = f"layer{stage_index}.{b}"
-                with_sb = spatial_bias is not None and stage_index in spatial_bias.stages
-                kwargs["spatial_bias"] = spatial_bias if with_sb else None
-                with_nl = non_local is not None and name in non_local.blocks
-                kwargs["non_local_subsample"] = non_local.subsample if with_nl else None
+            if spatial_bias is not None and stage_index in spatial_bias.stages:
+                kwargs["sb_layer"] = spatial_bias.layer()
+            if non_local is not None and f"layer{stage_index}.{b}" in non_local.blocks:
+                kwargs["nl_layer"] = non_local.layer()
             blocks.append(block(self.inplanes, planes, stride if b == 0 else 1, downsample, **kwargs))
             self.inplanes = planes * block.expansion
         return nn.Sequential(*blocks)
 
     def _init_weights(self) -> None:
+        """He initialisation for every 2D conv. BatchNorm keeps its construction-time values (scale 1, shift 0,
+        or what a branch chose for itself, such as a non-local block's zero-initialised output BN)."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        for module in self.modules():
-            if isinstance(module, NonLocal2d):
-                nn.init.zeros_(module.out_bn.weight)  # a new non-local block starts as the identity
 
     def stages(self) -> list[tuple[str, nn.Sequential]]:
         """``[("layer1", stage), ...]`` in forward order."""

@@ -1,6 +1,6 @@
 """Registered ResNet builders: ImageNet-style ResNet-18/34/50/101 and CIFAR-style bottleneck
 ResNet-38/65/164, each bottleneck model also as ``sb_`` (spatial bias), ``nl_`` (non-local) and
-``sbnl_`` (both).
+``sbnl_`` (both). One ``def`` per registered name, as in timm.
 
 Defaults:
 - ImageNet: spatial bias in every bottleneck of stages 1-3, K=5, R=10, N=3 (reference code);
@@ -9,8 +9,10 @@ Defaults:
 - CIFAR: spatial bias in stages 1-3 with K=5, R=6, N=3 (R=6 reproduces the paper's CIFAR
   parameter counts: ResNet-38 0.43M -> 0.45/0.46/0.48M with 1/2/3 stages); non-local after
   layer2.1, layer2.3, layer3.1, layer3.3 without subsampling (the maps are 14x14 and smaller).
-Override with ``spatial_bias={...}`` / ``non_local={...}`` (fields of SpatialBiasConfig /
-NonLocalConfig), e.g. ``create_model("sb_resnet38", spatial_bias={"stages": [2]})``.
+
+Every builder takes ``num_classes`` and ``in_chans``; variants with spatial bias also take
+``spatial_bias={...}`` and variants with non-local blocks ``non_local={...}`` (fields of
+SpatialBiasConfig / NonLocalConfig), e.g. ``create_model("sb_resnet38", spatial_bias={"stages": [2]})``.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ IMAGENET_SB = SpatialBiasConfig(stages=(1, 2, 3), grid_size=10)
 IMAGENET_NL = NonLocalConfig(blocks=("layer2.1", "layer2.3", "layer3.1", "layer3.3", "layer3.5"), subsample=True)
 CIFAR_SB = SpatialBiasConfig(stages=(1, 2, 3), grid_size=6)
 CIFAR_NL = NonLocalConfig(blocks=("layer2.1", "layer2.3", "layer3.1", "layer3.3"), subsample=False)
+IMAGENET_WIDTHS = (64, 128, 256, 512)
 CIFAR_WIDTHS = (16, 32, 64)
 
 
@@ -38,66 +41,182 @@ def _imagenet_class_names() -> tuple[str, ...]:
     return tuple(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
-def _configure(default: Any, override: dict[str, Any] | bool | None, enabled: bool) -> Any:
-    """Resolve a variant's default config with a user override (dict of fields, or False to disable)."""
-    if override is False or (override is None and not enabled):
-        return None
-    config = default
-    if isinstance(override, dict):
-        config = replace(default, **{k: tuple(v) if isinstance(v, list) else v for k, v in override.items()})
-    return config
+IMAGENET_CLASSES = _imagenet_class_names()
 
 
-def _resnet(
+def _override(variant: str, option: str, default: Any, override: dict[str, Any] | None) -> Any:
+    """A variant's default branch config with the user's field overrides applied."""
+    if override is None:
+        return default
+    if not isinstance(override, dict):
+        raise TypeError(f"{variant}: {option} must be a dict of {type(default).__name__} fields, got {override!r}.")
+    return replace(default, **{k: tuple(v) if isinstance(v, list) else v for k, v in override.items()})
+
+
+def _create_resnet(
+    variant: str,
     block: type[BasicBlock] | type[Bottleneck],
     layers: tuple[int, ...],
-    *,
     stem: str,
-    with_sb: bool = False,
-    with_nl: bool = False,
-    spatial_bias: dict[str, Any] | bool | None = None,
-    non_local: dict[str, Any] | bool | None = None,
-    num_classes: int | None = None,
-    in_chans: int = 3,
+    sb: SpatialBiasConfig | None = None,
+    nl: NonLocalConfig | None = None,
+    **options: Any,
 ) -> ResNet:
+    """Build ``variant``; ``options`` are the user's: num_classes, in_chans, and spatial_bias / non_local
+    overrides where the variant has that branch. Anything else is a TypeError that names it."""
+    accepted = {"num_classes", "in_chans"} | ({"spatial_bias"} if sb else set()) | ({"non_local"} if nl else set())
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        hint = ""
+        if {"spatial_bias", "non_local", "with_sb", "with_nl"} & set(unknown):
+            hint = " Spatial bias and non-local blocks come with the sb_, nl_ and sbnl_ variants' names."
+        raise TypeError(f"{variant}() got unexpected option(s) {', '.join(unknown)}; it accepts {', '.join(sorted(accepted))}.{hint}")
     imagenet = stem == "imagenet"
     return ResNet(
         block,
         layers,
-        widths=(64, 128, 256, 512) if imagenet else CIFAR_WIDTHS,
+        widths=IMAGENET_WIDTHS if imagenet else CIFAR_WIDTHS,
         stem=stem,
-        num_classes=num_classes or (1000 if imagenet else 10),
-        in_chans=in_chans,
-        spatial_bias=_configure(IMAGENET_SB if imagenet else CIFAR_SB, spatial_bias, with_sb),
-        non_local=_configure(IMAGENET_NL if imagenet else CIFAR_NL, non_local, with_nl),
+        num_classes=options.get("num_classes") or (1000 if imagenet else 10),
+        in_chans=options.get("in_chans", 3),
+        spatial_bias=_override(variant, "spatial_bias", sb, options.get("spatial_bias")) if sb else None,
+        non_local=_override(variant, "non_local", nl, options.get("non_local")) if nl else None,
     )
 
 
-def _register_family(
-    base: str, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, ...], stem: str
-) -> None:
-    """Register ``base`` and, for bottleneck models, its sb_/nl_/sbnl_ variants."""
-    preprocessing, class_names = (IMAGENET, _imagenet_class_names()) if stem == "imagenet" else (CIFAR, ())
-    variants = {"": (False, False)}
-    if block is Bottleneck:
-        variants.update({"sb_": (True, False), "nl_": (False, True), "sbnl_": (True, True)})
-    for prefix, (with_sb, with_nl) in variants.items():
-
-        def builder(with_sb: bool = with_sb, with_nl: bool = with_nl, **kwargs: Any) -> ResNet:
-            return _resnet(block, layers, stem=stem, with_sb=with_sb, with_nl=with_nl, **kwargs)
-
-        builder.__name__ = f"{prefix}{base}"
-        builder.__doc__ = (
-            f"{stem.capitalize()}-style {base}"
-            f"{' with spatial bias' if with_sb else ''}{' and' if with_sb and with_nl else ''}"
-            f"{' with non-local blocks' if with_nl else ''}."
-        )
-        register_model(preprocessing, class_names)(builder)
+# ImageNet-style (7x7/2 stem + max-pool, 4 stages), 3x224x224 inputs.
 
 
-_register_family("resnet18", BasicBlock, (2, 2, 2, 2), "imagenet")
-_register_family("resnet34", BasicBlock, (3, 4, 6, 3), "imagenet")
-_register_family("resnet50", Bottleneck, (3, 4, 6, 3), "imagenet")
-_register_family("resnet101", Bottleneck, (3, 4, 23, 3), "imagenet")
-for _depth in (38, 65, 164):  # bottleneck CIFAR ResNets have depth 9n + 2
-    _register_family(f"resnet{_depth}", Bottleneck, ((_depth - 2) // 9,) * 3, "cifar")
+@register_model(IMAGENET, IMAGENET_CLASSES)
+def resnet18(**kwargs: Any) -> ResNet:
+    """ImageNet-style ResNet-18 (basic blocks)."""
+    return _create_resnet("resnet18", BasicBlock, (2, 2, 2, 2), "imagenet", **kwargs)
+
+
+@register_model(IMAGENET, IMAGENET_CLASSES)
+def resnet34(**kwargs: Any) -> ResNet:
+    """ImageNet-style ResNet-34 (basic blocks)."""
+    return _create_resnet("resnet34", BasicBlock, (3, 4, 6, 3), "imagenet", **kwargs)
+
+
+@register_model(IMAGENET, IMAGENET_CLASSES)
+def resnet50(**kwargs: Any) -> ResNet:
+    """ImageNet-style ResNet-50."""
+    return _create_resnet("resnet50", Bottleneck, (3, 4, 6, 3), "imagenet", **kwargs)
+
+
+@register_model(IMAGENET, IMAGENET_CLASSES)
+def sb_resnet50(**kwargs: Any) -> ResNet:
+    """ImageNet-style ResNet-50 with spatial bias."""
+    return _create_resnet("sb_resnet50", Bottleneck, (3, 4, 6, 3), "imagenet", sb=IMAGENET_SB, **kwargs)
+
+
+@register_model(IMAGENET, IMAGENET_CLASSES)
+def nl_resnet50(**kwargs: Any) -> ResNet:
+    """ImageNet-style ResNet-50 with non-local blocks."""
+    return _create_resnet("nl_resnet50", Bottleneck, (3, 4, 6, 3), "imagenet", nl=IMAGENET_NL, **kwargs)
+
+
+@register_model(IMAGENET, IMAGENET_CLASSES)
+def sbnl_resnet50(**kwargs: Any) -> ResNet:
+    """ImageNet-style ResNet-50 with spatial bias and non-local blocks."""
+    return _create_resnet("sbnl_resnet50", Bottleneck, (3, 4, 6, 3), "imagenet", sb=IMAGENET_SB, nl=IMAGENET_NL, **kwargs)
+
+
+@register_model(IMAGENET, IMAGENET_CLASSES)
+def resnet101(**kwargs: Any) -> ResNet:
+    """ImageNet-style ResNet-101."""
+    return _create_resnet("resnet101", Bottleneck, (3, 4, 23, 3), "imagenet", **kwargs)
+
+
+@register_model(IMAGENET, IMAGENET_CLASSES)
+def sb_resnet101(**kwargs: Any) -> ResNet:
+    """ImageNet-style ResNet-101 with spatial bias."""
+    return _create_resnet("sb_resnet101", Bottleneck, (3, 4, 23, 3), "imagenet", sb=IMAGENET_SB, **kwargs)
+
+
+@register_model(IMAGENET, IMAGENET_CLASSES)
+def nl_resnet101(**kwargs: Any) -> ResNet:
+    """ImageNet-style ResNet-101 with non-local blocks."""
+    return _create_resnet("nl_resnet101", Bottleneck, (3, 4, 23, 3), "imagenet", nl=IMAGENET_NL, **kwargs)
+
+
+@register_model(IMAGENET, IMAGENET_CLASSES)
+def sbnl_resnet101(**kwargs: Any) -> ResNet:
+    """ImageNet-style ResNet-101 with spatial bias and non-local blocks."""
+    return _create_resnet("sbnl_resnet101", Bottleneck, (3, 4, 23, 3), "imagenet", sb=IMAGENET_SB, nl=IMAGENET_NL, **kwargs)
+
+
+# CIFAR-style bottleneck ResNets (3x3 stem, 3 stages of widths 16/32/64, depth 9n + 2), 32x32 inputs.
+
+
+@register_model(CIFAR)
+def resnet38(**kwargs: Any) -> ResNet:
+    """CIFAR-style bottleneck ResNet-38."""
+    return _create_resnet("resnet38", Bottleneck, (4, 4, 4), "cifar", **kwargs)
+
+
+@register_model(CIFAR)
+def sb_resnet38(**kwargs: Any) -> ResNet:
+    """CIFAR-style bottleneck ResNet-38 with spatial bias."""
+    return _create_resnet("sb_resnet38", Bottleneck, (4, 4, 4), "cifar", sb=CIFAR_SB, **kwargs)
+
+
+@register_model(CIFAR)
+def nl_resnet38(**kwargs: Any) -> ResNet:
+    """CIFAR-style bottleneck ResNet-38 with non-local blocks."""
+    return _create_resnet("nl_resnet38", Bottleneck, (4, 4, 4), "cifar", nl=CIFAR_NL, **kwargs)
+
+
+@register_model(CIFAR)
+def sbnl_resnet38(**kwargs: Any) -> ResNet:
+    """CIFAR-style bottleneck ResNet-38 with spatial bias and non-local blocks."""
+    return _create_resnet("sbnl_resnet38", Bottleneck, (4, 4, 4), "cifar", sb=CIFAR_SB, nl=CIFAR_NL, **kwargs)
+
+
+@register_model(CIFAR)
+def resnet65(**kwargs: Any) -> ResNet:
+    """CIFAR-style bottleneck ResNet-65."""
+    return _create_resnet("resnet65", Bottleneck, (7, 7, 7), "cifar", **kwargs)
+
+
+@register_model(CIFAR)
+def sb_resnet65(**kwargs: Any) -> ResNet:
+    """CIFAR-style bottleneck ResNet-65 with spatial bias."""
+    return _create_resnet("sb_resnet65", Bottleneck, (7, 7, 7), "cifar", sb=CIFAR_SB, **kwargs)
+
+
+@register_model(CIFAR)
+def nl_resnet65(**kwargs: Any) -> ResNet:
+    """CIFAR-style bottleneck ResNet-65 with non-local blocks."""
+    return _create_resnet("nl_resnet65", Bottleneck, (7, 7, 7), "cifar", nl=CIFAR_NL, **kwargs)
+
+
+@register_model(CIFAR)
+def sbnl_resnet65(**kwargs: Any) -> ResNet:
+    """CIFAR-style bottleneck ResNet-65 with spatial bias and non-local blocks."""
+    return _create_resnet("sbnl_resnet65", Bottleneck, (7, 7, 7), "cifar", sb=CIFAR_SB, nl=CIFAR_NL, **kwargs)
+
+
+@register_model(CIFAR)
+def resnet164(**kwargs: Any) -> ResNet:
+    """CIFAR-style bottleneck ResNet-164."""
+    return _create_resnet("resnet164", Bottleneck, (18, 18, 18), "cifar", **kwargs)
+
+
+@register_model(CIFAR)
+def sb_resnet164(**kwargs: Any) -> ResNet:
+    """CIFAR-style bottleneck ResNet-164 with spatial bias."""
+    return _create_resnet("sb_resnet164", Bottleneck, (18, 18, 18), "cifar", sb=CIFAR_SB, **kwargs)
+
+
+@register_model(CIFAR)
+def nl_resnet164(**kwargs: Any) -> ResNet:
+    """CIFAR-style bottleneck ResNet-164 with non-local blocks."""
+    return _create_resnet("nl_resnet164", Bottleneck, (18, 18, 18), "cifar", nl=CIFAR_NL, **kwargs)
+
+
+@register_model(CIFAR)
+def sbnl_resnet164(**kwargs: Any) -> ResNet:
+    """CIFAR-style bottleneck ResNet-164 with spatial bias and non-local blocks."""
+    return _create_resnet("sbnl_resnet164", Bottleneck, (18, 18, 18), "cifar", sb=CIFAR_SB, nl=CIFAR_NL, **kwargs)

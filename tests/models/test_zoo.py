@@ -83,3 +83,23 @@ def test_bad_placement_is_rejected_with_the_valid_range():
         sbcore.create_model("sb_resnet38", spatial_bias={"stages": [4]})
     with pytest.raises(ValueError, match="layer2.9"):
         sbcore.create_model("nl_resnet38", non_local={"blocks": ["layer2.9"]})
+
+
+def test_variant_switches_are_not_builder_options():
+    with pytest.raises(TypeError, match="with_sb"):
+        sbcore.create_model("resnet38", with_sb=True)
+    with pytest.raises(TypeError, match="spatial_bias"):
+        sbcore.create_model("resnet38", spatial_bias={"stages": [1]})  # would record resnet38 for an SB network
+    with pytest.raises(TypeError, match="non_local"):
+        sbcore.create_model("sb_resnet50", non_local={"blocks": ["layer2.1"]})
+
+
+@pytest.mark.parametrize("name", sbcore.list_models())
+def test_every_registered_model_has_its_own_builder_def(name):
+    import inspect
+
+    from sbcore.models import registry
+
+    builder = registry.model_entry(name).builder
+    assert builder.__name__ == name
+    assert f"def {name}(" in inspect.getsource(inspect.getmodule(builder))

@@ -1,12 +1,14 @@
-"""The paper's cost claims (Go & Ryu, arXiv 2302.12505) and how this machine's measurements compare."""
+"""The paper's cost claims (Go & Ryu, arXiv 2302.12505) and how measurements on this machine compare."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sbcore import create_model
-from sbcore.analysis import ThroughputRow
+from sbcore.analysis.throughput import ThroughputRow
 from sbcore.cost import count_parameters
+from sbcore.factory import create_model
+from sbcore.models.registry import plain_counterpart
 
+ARXIV_URL = "https://arxiv.org/abs/2302.12505"
 PAPER_CLAIMS = {
     "source": "Go & Ryu, Spatial Bias for Attention-free Non-local Neural Networks, arXiv 2302.12505",
     "throughput_sb_over_nl": (1.6, 3.3),  # img/s of the SB network over the NL network
@@ -20,18 +22,23 @@ def _added_parameters(architecture: str, in_chans: int) -> tuple[int, int]:
     return spatial_bias, non_local
 
 
+def _is_spatial_bias_variant(name: str) -> bool:
+    return name == f"sb_{plain_counterpart(name)}"
+
+
 def claim_comparison(rows: Sequence[ThroughputRow], in_chans: int) -> list[dict[str, str]]:
     """One row per claim and measured pair: SB vs NL throughput per batch size, NL vs SB added parameters."""
     low, high = PAPER_CLAIMS["throughput_sb_over_nl"]
     measured = [row for row in rows if not row.error]
     table = [
-        {"claim": "SB throughput over NL", "pair": f"{row.model} / nl_{row.model[3:]}, batch {row.batch_size}",
+        {"claim": "SB throughput over NL", "pair": f"{row.model} / nl_{plain_counterpart(row.model)}, batch {row.batch_size}",
          "paper": f"{low}x to {high}x", "measured": f"{row.vs_non_local:.2f}x"}
         for row in measured
-        if row.model.startswith("sb_") and row.vs_non_local is not None
+        if _is_spatial_bias_variant(row.model) and row.vs_non_local is not None
     ]
     names = {row.model for row in measured}
-    for family in sorted(name[3:] for name in names if name.startswith("sb_") and f"nl_{name[3:]}" in names):
+    families = sorted(plain_counterpart(n) for n in names if _is_spatial_bias_variant(n) and f"nl_{plain_counterpart(n)}" in names)
+    for family in families:
         sb_added = _added_parameters(f"sb_{family}", in_chans)[0]
         nl_added = _added_parameters(f"nl_{family}", in_chans)[1]
         table.append({
