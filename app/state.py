@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 import sbcore
-from sbcore.factory import resolve_model
 
 DEFAULT_MODEL = "sb_resnet38.fmnist"
 _USER_MODELS = "user_models"
@@ -80,7 +79,7 @@ def model_label(name: str) -> str:
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=24)
 def _registered_model(name: str, device: str) -> nn.Module:
-    return resolve_model(name).to(device).eval()
+    return sbcore.resolve_model(name).to(device).eval()
 
 
 def get_model(name: str) -> nn.Module:

@@ -6,10 +6,9 @@ import streamlit as st
 from torch import nn
 
 from app import compute, links, state, tour
-from app.claims import PAPER_CLAIMS
 from sbcore import analysis
+from sbcore.paper import ARXIV_URL, PAPER_CLAIMS
 
-PAPER_URL = "https://arxiv.org/abs/2302.12505"
 PARAMS = [links.Param("model", "intro_model", lambda: sb_models())]
 PAGE_GUIDE = {
     "Explore": "one image through one model. Read the prediction first (and the notice beside it: is the image like "
@@ -74,7 +73,7 @@ def claims() -> None:
     st.subheader("What the paper claims")
     low, high = PAPER_CLAIMS["throughput_sb_over_nl"]
     st.markdown(
-        f"From [{PAPER_CLAIMS['source']}]({PAPER_URL}):\n"
+        f"From [{PAPER_CLAIMS['source']}]({ARXIV_URL}):\n"
         f"- About {PAPER_CLAIMS['added_params_nl_over_sb']:.0f}x fewer added parameters than non-local blocks.\n"
         f"- {low}x to {high}x more images per second than the non-local network.\n"
         "- ImageNet-1K top-1 of ResNet-50 +0.79; CIFAR-100 top-1 about +1.5 (ResNet-38 error 23.98 -> 22.44).\n"
