@@ -101,3 +101,18 @@ def test_presentation_mode_is_a_switch_kept_in_the_url(open_page, present):
     assert at.toggle(key="present").value is present
     at.toggle(key="present").set_value(not present).run()
     assert (at.query_params.get("present") == "True") is (not present)
+
+
+def test_a_run_stopped_half_way_shows_what_it_finished_with_a_warning(open_page):
+    at = open_page("compare", compare_models=TWO, compare_method="saliency")
+    at.button(key="compare_run").click().run()
+    stored = at.session_state["_result_compare"]
+    first = next(iter(stored.value))
+    # What run_attributions leaves behind when Cancel (or a moved control) stops it after one model.
+    stored.value, stored.complete = {first: stored.value[first]}, False
+    at.run()
+    assert not at.exception, at.exception
+    assert "stopped before it finished" in at.warning[0].value
+    assert len(_predictions(at)) == 1
+    at.button(key="compare_run").click().run()
+    assert len(_predictions(at)) == 2 and not at.warning
