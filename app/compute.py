@@ -61,8 +61,7 @@ def familiarity(_model: nn.Module, name: str, data: bytes, invert: bool) -> ood.
     calibration = _calibrations().get(name)
     if calibration is None:
         return None
-    with torch.no_grad():
-        return ood.assess(_model.eval()(model_input(_model, data, invert)), calibration)
+    return ood.assess(_model, model_input(_model, data, invert), calibration)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -7,9 +7,9 @@ from sbcore.analysis import Prediction
 from sbcore.analysis.ood import Familiarity
 
 FAMILIARITY_HELP = (
-    "How familiar the input looks to the model: its energy score (logsumexp of the logits) against the "
-    "scores of the Fashion-MNIST test images. Below the 5th percentile of those, the input counts as unusual "
-    "and the prediction should not be trusted."
+    "How familiar the input looks to the model: the distance of its last-stage features to the nearest "
+    "class's training features (Mahalanobis), ranked among the Fashion-MNIST test images. Below their 5th "
+    "percentile the input counts as unusual and the prediction should not be trusted."
 )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -79,7 +80,8 @@ def run_four_models(repeats: int, device: str) -> None:
     """Each method as the app runs it (batched, black baseline) over the four shipped models, beside one input per pass."""
     models = _shipped(device)
     inputs = {name: _sample(model, "fmnist_0000_ankle_boot.png", device) for name, model in models.items()}
-    print(f"\nFour shipped 28x28 models ({', '.join(models)}), one image, {device}, {torch.get_num_threads()} threads")
+    print(f"\nFour shipped 28x28 models ({', '.join(models)}), one image, {device}, {torch.get_num_threads()} threads, "
+          f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"  {'method':<36} {'batched':>9} {'one per pass':>13} {'speed-up':>9}   goal < {FOUR_MODELS_GOAL:g} s")
     for label, method, smoothgrad in APP_SETTINGS:
         def run_all(batch: int) -> None:

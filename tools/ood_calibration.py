@@ -2,12 +2,12 @@
 
     python tools/ood_calibration.py [--out assets/ood_calibration.json] [--limit 10000]
 
-For each shipped model: familiarity scores (``sbcore.analysis.ood``) on the Fashion-MNIST test set
-against a set of images that are not clothing, fed exactly as the app feeds them (auto-inverted when
-their background is light): random crops of the bundled photos (assets/samples/photo_*) and
-synthetic images (uniform and smooth noise, geometric shapes, digits and letters). Prints the AUROC
-of the energy score (stored) and of max-softmax (for comparison) per model, and writes the quantiles
-and thresholds the app reads.
+For each shipped model: fits the feature density (``sbcore.analysis.ood``) on every 10th training
+image, then scores the first --limit Fashion-MNIST test images against a set of images that are not
+clothing, fed exactly as the app feeds them (auto-inverted when their background is light): random
+crops of the bundled photos (assets/samples/photo_*) and synthetic images (uniform and smooth noise,
+geometric shapes, digits and letters). Prints the AUROC of the Mahalanobis score (stored) beside the
+energy and max-softmax scores, and writes the density, quantiles and thresholds the app reads.
 """
 from __future__ import annotations
 
@@ -87,9 +87,9 @@ def app_inputs(images: list[Image.Image], preprocessing) -> torch.Tensor:
     ])
 
 
-@torch.no_grad()
-def logits_of(model: torch.nn.Module, batches) -> torch.Tensor:
-    return torch.cat([model(x) for x in batches])
+def features_of(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(N, D) pooled features, 500 images at a time."""
+    return torch.cat([ood.pooled_features(model, batch) for batch in x.split(500)])
 
 
 def main() -> None:
@@ -99,28 +99,38 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(SEED)
     photos, shapes = photo_crops(40, rng), synthetic(240, rng)
-    test = load_dataset("fashion-mnist").test
-    test_x = torch.stack([test[i][0] for i in range(min(args.limit, len(test)))])  # (B, 1, 28, 28), the eval transform
+    spec = load_dataset("fashion-mnist")
+    fit_indices = range(0, len(spec.train_eval), 10)
+    fit_x = torch.stack([spec.train_eval[i][0] for i in fit_indices])  # (N, 1, 28, 28), the eval transform
+    fit_y = torch.tensor([spec.train_eval[i][1] for i in fit_indices])
+    test_x = torch.stack([spec.test[i][0] for i in range(min(args.limit, len(spec.test)))])
     in_set = f"{IN_SET} ({len(test_x)} images)"
     out_set = f"{len(photos)} crops of the bundled photos + {len(shapes)} synthetic images (noise, shapes, characters)"
     calibrations = {}
     for name in sbcore.list_models(pretrained=True):
         model = sbcore.create_model(name, pretrained=True).eval()
-        familiar = logits_of(model, test_x.split(500))
-        photo_logits = logits_of(model, [app_inputs(photos, model.metadata.preprocessing)])
-        shape_logits = logits_of(model, [app_inputs(shapes, model.metadata.preprocessing)])
-        unfamiliar = torch.cat([photo_logits, shape_logits])
-        scores = {"energy": ood.familiarity_scores, "max-softmax": ood.max_softmax}
+        preprocessing = model.metadata.preprocessing
+        density = ood.fit_density(features_of(model, fit_x), fit_y, len(model.metadata.class_names))
+        sets = {"test": test_x, "photos": app_inputs(photos, preprocessing), "synthetic": app_inputs(shapes, preprocessing)}
+        features = {key: features_of(model, x) for key, x in sets.items()}
+        with torch.no_grad():  # the head pools its input, so pooled features (B, D, 1, 1) give the same logits
+            logits = {key: model.forward_head(f[:, :, None, None]) for key, f in features.items()}
+        scores = {
+            "Mahalanobis": {key: density.scores(f).numpy() for key, f in features.items()},
+            "energy": {key: ood.energy_scores(z).numpy() for key, z in logits.items()},
+            "max-softmax": {key: ood.max_softmax(z).numpy() for key, z in logits.items()},
+        }
         line = [f"{name:<22}"]
-        for label, score in scores.items():
-            line.append(f"{label} AUROC {ood.auroc(score(familiar).numpy(), score(unfamiliar).numpy()):.3f}"
-                        f" (photos {ood.auroc(score(familiar).numpy(), score(photo_logits).numpy()):.3f},"
-                        f" synthetic {ood.auroc(score(familiar).numpy(), score(shape_logits).numpy()):.3f})")
-        calibration = ood.calibrate(
-            ood.familiarity_scores(familiar).numpy(), ood.familiarity_scores(unfamiliar).numpy(), in_set, out_set
-        )
-        flagged = (ood.familiarity_scores(unfamiliar) < calibration.threshold).float().mean()
-        line.append(f"flagged at the threshold: {flagged:.0%} of the non-clothing set, 5% of the test set")
+        for label, by_set in scores.items():
+            both = np.concatenate([by_set["photos"], by_set["synthetic"]])
+            line.append(f"{label} AUROC {ood.auroc(by_set['test'], both):.3f} (photos "
+                        f"{ood.auroc(by_set['test'], by_set['photos']):.3f}, synthetic "
+                        f"{ood.auroc(by_set['test'], by_set['synthetic']):.3f})")
+        chosen = scores["Mahalanobis"]
+        unfamiliar = np.concatenate([chosen["photos"], chosen["synthetic"]])
+        calibration = ood.calibrate(density, chosen["test"], unfamiliar, in_set, out_set)
+        line.append(f"flagged: {np.mean(unfamiliar < calibration.threshold):.0%} of the non-clothing set, "
+                    f"{np.mean(chosen['test'] < calibration.threshold):.0%} of the test set")
         print("  ".join(line), flush=True)
         calibrations[name] = calibration
     ood.save_calibrations(calibrations, args.out)

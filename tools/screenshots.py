@@ -2,8 +2,8 @@
 
     python -m tools.screenshots [--out docs] [--chromium /usr/bin/chromium]
 
-Starts ``streamlit run app/main.py`` on a free port, opens each page (running the ERF and the
-benchmark with their default settings), saves ``<out>/<page>.png`` and prints the time from
+Starts ``streamlit run app/main.py`` on a free port, opens each page (running the attributions, the
+ERF and the benchmark with their default settings), saves ``<out>/<page>.png`` and prints the time from
 starting the server to the first rendered prediction. ``start_server`` and ``wait_idle`` are
 shared with the end-to-end test.
 """
@@ -128,7 +128,7 @@ def _visit_pages(out: Path, chromium: str, log: Path, started: float) -> float:
     with start_server(log) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        _open(page, url, "Predicted:")
+        _open(page, f"{url}/explore", "Predicted:")
         first_prediction = time.monotonic() - started
         capture(page, out / "explore.png")
 
@@ -143,7 +143,10 @@ def _visit_pages(out: Path, chromium: str, log: Path, started: float) -> float:
         wait_idle(page)
         capture(page, out / "explore_non_local.png")
 
-        _open(page, f"{url}/compare", "Attributing class")
+        _open(page, f"{url}/compare", "Run")
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_text("Attributing class").first.wait_for(timeout=300_000)
+        wait_idle(page)
         capture(page, out / "compare.png")
 
         _open(page, f"{url}/receptive_field", "Compute")
@@ -162,6 +165,10 @@ def _visit_pages(out: Path, chromium: str, log: Path, started: float) -> float:
         page.get_by_role("tab", name="Accuracy").click()
         page.wait_for_timeout(1000)
         capture(page, out / "models.png")
+
+        _open(page, url, "What is spatial bias?")
+        page.locator('[data-testid="stGraphVizChart"] svg').first.wait_for(timeout=60_000)
+        capture(page, out / "intro.png")
         browser.close()
     return first_prediction
 
