@@ -6,6 +6,7 @@ its number of steps so that its completeness error stays under a share of the lo
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,7 @@ BASELINES: dict[str, str] = {
     "blurred": "Blurred copy of the image",
     "mean": "Dataset mean (grey)",
 }
-IG_STEPS = (32, 64, 128, 256)  # tried in turn until the completeness error is small enough
+IG_FIRST_STEPS, IG_MAX_STEPS = 32, 256  # Integrated Gradients' first try and ceiling when choosing steps
 MAX_COMPLETENESS_ERROR = 0.05  # of the logit gap F(x) - F(baseline)
 SMOOTHGRAD_IG_STEPS = 16  # per noisy copy: SmoothGrad averages over copies, which also evens out the path sum
 
@@ -142,20 +143,26 @@ def _integrated_gradients(
     model: nn.Module, x: torch.Tensor, target: int, baseline: torch.Tensor, n_steps: int | None,
     internal_batch_size: int, max_error: float,
 ) -> tuple[torch.Tensor, float, float, int]:
-    """(attributions, |delta|, |delta| / |gap|, steps): a fixed ``n_steps``, or the first of IG_STEPS whose
-    completeness error is under ``max_error`` (the last one tried when none is)."""
+    """(attributions, |delta|, |delta| / |gap|, steps) for a fixed ``n_steps``, or with steps chosen.
+
+    Chosen: IG_FIRST_STEPS, then as many more as the error predicts if it shrinks like 1 / steps^2
+    (aiming at 80% of ``max_error``, at least 16 more, a multiple of 16), until the error is under
+    ``max_error`` or IG_MAX_STEPS is reached.
+    """
     gap = abs(_logit_gap(model, x, baseline, target))
     algorithm = IntegratedGradients(model)
-    for steps in (n_steps,) if n_steps else IG_STEPS:
+    steps = n_steps or IG_FIRST_STEPS
+    while True:
         result, deltas = algorithm.attribute(
             x, baselines=baseline, target=target, n_steps=steps, internal_batch_size=internal_batch_size,
             return_convergence_delta=True,
         )
         delta = float(deltas.abs().max())
         error = delta / gap if gap > 1e-6 else 0.0
-        if error < max_error:
-            break
-    return result, delta, error, steps
+        if n_steps or error < max_error or steps >= IG_MAX_STEPS:
+            return result, delta, error, steps
+        wanted = steps * math.sqrt(error / (0.8 * max_error))
+        steps = min(IG_MAX_STEPS, max(steps + 16, 16 * math.ceil(wanted / 16)))
 
 
 def attribute(
@@ -180,8 +187,8 @@ def attribute(
         method: a key of ATTRIBUTION_METHODS.
         target: class index; None for the predicted class.
         stage: Grad-CAM's stage (default: the last one).
-        n_steps: Integrated Gradients' path steps; None (default) tries IG_STEPS in turn until the
-            completeness error is under ``max_completeness_error`` of the logit gap.
+        n_steps: Integrated Gradients' path steps; None (default) chooses them so that the
+            completeness error is under ``max_completeness_error`` of the logit gap (up to IG_MAX_STEPS).
         baseline: the reference input of IG and Occlusion, a key of BASELINES (default: ``mean``).
         internal_batch_size: inputs per forward pass: IG's path points, Occlusion's perturbations,
             SmoothGrad's noisy copies (1 runs them one at a time).
