@@ -32,7 +32,7 @@ def test_uploaded_sample_gets_a_prediction_and_spatial_bias_overlay_in_the_brows
     with start_server(log) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url, timeout=300_000)
+        page.goto(f"{url}/explore", timeout=300_000)
         page.get_by_text("Predicted:").wait_for(timeout=300_000)
         print(f"first prediction rendered {time.monotonic() - started:.1f} s after starting the server")
         wait_idle(page)
