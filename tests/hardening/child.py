@@ -77,7 +77,8 @@ def _app(path: str) -> dict[str, Any]:
         from streamlit.testing.v1 import AppTest
 
         torch.set_num_threads(1)
-        _SESSION.append(AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=180).run())
+        at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=180).run()
+        _SESSION.append(at.switch_page("views/explore.py").run())  # the app opens on its landing page
     at = _SESSION[0]
     at.file_uploader(key="explore_upload").set_value((Path(path).name, Path(path).read_bytes(), "image/png")).run()
     report = {"errors": [e.value for e in at.error], "exceptions": [e.value for e in at.exception]}
