@@ -58,12 +58,12 @@ def test_receptive_field_result_survives_leaving_the_page(open_page):
 
 
 def test_throughput_result_survives_leaving_the_page(open_page):
-    at = open_page("throughput", speed_models=["sb_resnet38"], speed_batches=[1], speed_time=0.2, speed_side=16,
-                   speed_channels=1)
+    at = open_page("throughput", speed_models=["sb_resnet38"], speed_batches=[1], speed_time=1.0, speed_rounds=3,
+                   speed_side=16, speed_channels=1)
     at.button(key="speed_run").click().run()
     assert not at.exception, at.exception
     at = _away_and_back(at, "throughput")
-    assert list(at.dataframe[0].value["model"]) == ["sb_resnet38"]
+    assert list(at.dataframe[0].value["Model"]) == ["sb_resnet38"]
     assert at.multiselect(key="speed_models").value == ["sb_resnet38"]
 
 

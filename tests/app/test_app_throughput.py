@@ -52,8 +52,8 @@ def test_benchmark_reports_human_columns_intervals_and_the_paper_and_keeps_its_r
     assert at.dataframe[0].value.equals(results)
     assert any("controls changed" in i.value for i in at.info)
 
-    at.switch_page("pages/models.py").run()
-    at.switch_page("pages/throughput.py").run()
+    at.switch_page("views/models.py").run()
+    at.switch_page("views/throughput.py").run()
     assert not at.exception, at.exception
     assert at.dataframe[0].value.equals(results)
     assert at.slider(key="speed_rounds").value == 4  # controls come back as the user left them
