@@ -1,4 +1,4 @@
-"""Trainer: SGD + cosine with warm-up, autocast, channels_last, resume, and DDP under torchrun.
+"""Trainer: SGD or AdamW + cosine with warm-up, autocast, channels_last, resume, and DDP under torchrun.
 
     python -m sbcore.train --model sb_resnet38 --dataset fashion-mnist --epochs 15 --output runs/sb
     torchrun --nproc_per_node=2 -m sbcore.train ...   # same flags, DistributedDataParallel
@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from sbcore.checkpoint import save_checkpoint
 from sbcore.console import run_command
-from sbcore.data import DATASETS, DatasetSpec, limited_test_split, load_dataset
+from sbcore.data import DATASETS, DatasetSpec, limited_test_split, load_dataset, sample_groups
 from sbcore.evaluate import evaluate, evaluation_loader
 from sbcore.factory import create_model
 from sbcore.models.metadata import ModelMetadata
@@ -47,6 +47,7 @@ class TrainConfig:
     epochs: int = 15
     batch_size: int = 128  # per process
     lr: float = 0.1  # for a global batch of 128, scaled linearly
+    optimizer: str = "sgd"  # sgd (Nesterov) | adamw
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
@@ -73,7 +74,9 @@ def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         return None
     if amp == "fp16":
         return torch.float16
-    if amp == "bf16" or device.type == "cpu" or torch.cuda.is_bf16_supported():
+    if device.type == "cpu":  # without native bf16 (AVX-512 BF16, AMX) CPU autocast is several times slower
+        return torch.bfloat16 if amp == "bf16" or torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+    if amp == "bf16" or torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float16
 
@@ -174,14 +177,15 @@ def _memory_format(config: TrainConfig) -> torch.memory_format:
 def _prepare_optimization(
     config: TrainConfig, model: nn.Module, process: _Process, steps_per_epoch: int
 ) -> _Optimization:
-    """SGD with Nesterov momentum (no weight decay on BN and biases), the lr scaled to the global batch."""
+    """SGD with Nesterov momentum or AdamW (no weight decay on BN and biases), the lr scaled to the global batch."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     peak_lr = config.lr * config.batch_size * process.world / 128
-    optimizer = torch.optim.SGD(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=peak_lr, momentum=config.momentum, nesterov=True,
-    )
+    if config.optimizer == "adamw":
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=peak_lr)
+    else:
+        optimizer = torch.optim.SGD(groups, lr=peak_lr, momentum=config.momentum, nesterov=True)
     dtype = _autocast_dtype(config.amp, process.device)
     return _Optimization(
         optimizer,
@@ -250,11 +254,15 @@ def _final_metadata(
 ) -> ModelMetadata:
     """The checkpoint's metadata: the recipe as run, and test metrics measured once, at the end."""
     classes = len(data.spec.class_names)
-    test = evaluate(model, evaluation_loader(data.test_set, config.workers), classes, process.device, progress=True)
+    test = evaluate(
+        model, evaluation_loader(data.test_set, config.workers), classes, process.device, progress=True,
+        groups=sample_groups(data.test_set),
+    )
     val = evaluate(model, evaluation_loader(data.val_set, config.workers), classes, process.device)
     metadata = model.metadata
     metadata.training = {
-        **asdict(config), "world_size": process.world, "peak_lr": opt.peak_lr, "optimizer": "SGD nesterov",
+        **asdict(config), "world_size": process.world, "peak_lr": opt.peak_lr,
+        "optimizer": "AdamW" if config.optimizer == "adamw" else "SGD nesterov",
         "schedule": "cosine with linear warm-up", "autocast": str(opt.dtype), "train_images": len(data.train_set),
         "val_images": len(data.val_set), "wall_seconds": round(elapsed, 1),
         "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
@@ -322,6 +330,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per step per process")
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate for a global batch of 128")
+    parser.add_argument("--optimizer", default=defaults.optimizer, choices=("sgd", "adamw"), help="SGD (Nesterov) or AdamW")
     parser.add_argument("--momentum", type=float, default=defaults.momentum, help="SGD momentum (Nesterov)")
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="on weights, not BN/bias")
     parser.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs, help="linear warm-up length")
