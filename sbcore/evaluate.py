@@ -125,7 +125,8 @@ def format_metrics(metrics: dict[str, Any], class_names: list[str]) -> str:
     lines += [f"    {name:<14} {accuracy:7.2f}%" for name, accuracy in zip(class_names, metrics["per_class"])]
     if metrics.get("groups"):
         lines.append("  per group (95% interval):")
-        lines += [f"    {g['name']:<14} {g['accuracy']:7.2f}%  [{g['ci95'][0]:.1f}, {g['ci95'][1]:.1f}]  "
+        width = max(len(g["name"]) for g in metrics["groups"])
+        lines += [f"    {g['name']:<{width}} {g['accuracy']:7.2f}%  [{g['ci95'][0]:.1f}, {g['ci95'][1]:.1f}]  "
                   f"({g['correct']}/{g['samples']})" for g in metrics["groups"]]
     return "\n".join(lines)
 

@@ -47,6 +47,8 @@ def model_card_markdown(model: nn.Module) -> str:
         keys = ["dataset", "epochs", "batch_size", "peak_lr", "optimizer", "momentum", "weight_decay", "schedule",
                 "warmup_epochs", "label_smoothing", "autocast", "channels_last", "seed", "train_images",
                 "val_images", "world_size", "wall_seconds", "hardware", "torch"]
+        if recipe.get("optimizer") == "AdamW":
+            keys.remove("momentum")  # SGD's; AdamW runs with its default betas
         lines += _table(["setting", "value"], [[k, str(recipe[k])] for k in keys if k in recipe])
         lines.append("")
     return "\n".join(lines)
