@@ -5,7 +5,7 @@
 
 Reads the per-bin test accuracy and 95% intervals that each shipped checkpoint records (``sbcore eval NAME``
 recomputes and checks them). Dots: the shipped seed 0 with its Wilson interval; crosses: the mean over
-seeds where more than one finished. Dashed line: the smallest centre distance at which no unit of the
+seeds where more than one finished. Dotted line: the plain network's last-stage receptive field; dashed line: the smallest centre distance at which no unit of the
 plain network's conv path sees both items.
 """
 from __future__ import annotations
@@ -45,13 +45,14 @@ def draw(results: list[DistanceAccuracy], field: int, far: int, out: Path) -> No
             ax.plot(xs, result.seed_mean, "x", color=line[0].get_color(), markersize=8,
                     label=f"{label}: mean of seeds {', '.join(map(str, result.seeds))}")
     ax.axhline(50, color="grey", linewidth=1, linestyle=":", label="chance")
+    ax.axvline(field, color="black", linestyle=":", linewidth=1, label=f"last-stage receptive field, {field} px")
     ax.axvline(far, color="black", linestyle="--", linewidth=1,
-               label=f"plain reach: RF {field} px + item {DEFAULT_TASK.item_size} px - 1 = {far} px")
+               label=f"plain reach: RF {field} + item {DEFAULT_TASK.item_size} - 1 = {far} px; beyond, chance")
     ax.set_xlabel("distance between item centres, px (larger of |dx|, |dy|)")
     ax.set_ylabel("test accuracy, % (95% interval)")
     ax.set_title("Same-different at a distance: who keeps their accuracy?")
     ax.set_ylim(35, 100)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.01, 0.68))
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

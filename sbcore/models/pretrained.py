@@ -17,6 +17,8 @@ _SHIPPED: dict[str, str] = {
     # global-context lab (issue 9): same-different canvases, seed 0; tools/ship_lab.py
     "lab_resnet14.samediff": "3268724d26f8fbea160722b757e9993060bc4ecc473fedb5b8412aec8f782164",
     "sb_lab_resnet14.samediff": "d9bb65c9875aef4436b7cefa7f23cf88559192d2db85c2ec1bebaa19783357bf",
+    "nl_lab_resnet14.samediff": "eb2120800470240f9069d230ceb5fa7c5e6a2249019026b3a1b8956bfb67dacd",
+    "sbnl_lab_resnet14.samediff": "1c05065dbc553b81bc931fd0a16084750b855b4ea50e78bea5a127ab4262376b",
 }
 
 for _name, _sha256 in _SHIPPED.items():
