@@ -5,8 +5,8 @@
 
 Reads the per-bin test accuracy and 95% intervals that each shipped checkpoint records (``sbcore eval NAME``
 recomputes and checks them). Dots: the shipped seed 0 with its Wilson interval; crosses: the mean over
-seeds where more than one finished. Dotted line: the plain network's last-stage receptive field; dashed line: the smallest centre distance at which no unit of the
-plain network's conv path sees both items.
+seeds where more than one finished. Dotted line: the plain network's last-stage receptive field; dashed
+line: the smallest centre distance at which no unit of the plain network's conv path sees both items.
 """
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ def canvas_batch(model: nn.Module, canvases: torch.Tensor) -> torch.Tensor:
     pre = model.metadata.preprocessing
     expected = tuple(pre.input_size[1:])
     if tuple(canvases.shape[-2:]) != expected:
-        raise ValueError(f"{model.metadata.architecture} reads {expected[0]}x{expected[1]} canvases, got {tuple(canvases.shape[-2:])}")
+        got = tuple(canvases.shape[-2:])
+        raise ValueError(f"{model.metadata.architecture} reads {expected[0]}x{expected[1]} canvases, got {got}")
     return ((canvases - pre.mean[0]) / pre.std[0])[:, None]
 
 
@@ -60,9 +61,10 @@ def sweep_positions(
     d_row, d_col = direction
     if max(abs(d_row), abs(d_col)) != 1:
         raise ValueError(f"direction must be a unit step such as (0, 1) or (1, -1), got {direction}")
-    half, size = task.item_size // 2, task.canvas_size
+    low = task.item_size // 2
+    high = task.canvas_size - task.item_size + low  # the item's corner stays on the canvas
     positions = [(centre_a[0] + d * d_row, centre_a[1] + d * d_col) for d in distances]
-    return [p for p in positions if half <= p[0] <= size - task.item_size + half and half <= p[1] <= size - task.item_size + half]
+    return [p for p in positions if low <= p[0] <= high and low <= p[1] <= high]
 
 
 def distance_sweep(
@@ -74,7 +76,8 @@ def distance_sweep(
 
     ``distances`` default to every pixel from the item size (touching) to the canvas's largest distance.
     """
-    wanted = list(distances) if distances is not None else list(range(task.item_size, task.canvas_size - task.item_size + 1))
+    largest = task.canvas_size - task.item_size
+    wanted = list(distances) if distances is not None else list(range(task.item_size, largest + 1))
     centres = sweep_positions(centre_a, direction, wanted, task)
     kept = [max(abs(c[0] - centre_a[0]), abs(c[1] - centre_a[1])) for c in centres]
     if not centres:

@@ -12,7 +12,9 @@ from sbcore.analysis.erf import stage_receptive_fields
 from sbcore.errors import SBCoreError
 from sbcore.lab.same_different import DEFAULT_TASK, SameDifferentTask
 
-LAB_WEIGHTS = ("lab_resnet14.samediff", "sb_lab_resnet14.samediff", "nl_lab_resnet14.samediff", "sbnl_lab_resnet14.samediff")
+LAB_WEIGHTS = (  # shipped seed-0 weights: plain, SB, NL, SB+NL
+    "lab_resnet14.samediff", "sb_lab_resnet14.samediff", "nl_lab_resnet14.samediff", "sbnl_lab_resnet14.samediff",
+)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ import torch
 from sbcore import create_model
 from sbcore.analysis.erf import stage_receptive_fields
 from sbcore.cli import main as cli_main
+from sbcore.data import load_dataset
 from sbcore.lab.probe import canvas_batch, place_pair
 from sbcore.lab.results import reach
-from sbcore.lab.same_different import DEFAULT_TASK
+from sbcore.lab.same_different import DEFAULT_TASK, compose_canvas
 
 
 def _additivity_gap(model, distance: int) -> float:
@@ -50,3 +51,20 @@ def test_sbcore_info_prints_the_receptive_field_per_stage(capsys):
     out = capsys.readouterr().out
     assert "theoretical receptive field (conv path): layer1 19 px, layer2 27 px, layer3 75 px" in out
     assert "spatial bias see the whole input" in out
+
+
+def test_the_shipped_plain_model_adds_far_test_items_up_and_the_shipped_sb_model_does_not():
+    test = load_dataset("same-different").test
+    far = [test.placement(i) for i in range(8, 60, 10)]  # indices 8, 18, ... lie in the last bin (>= 94 px)
+    assert all(p.distance >= 94 for p in far)
+    for name, additive in (("lab_resnet14.samediff", True), ("sb_lab_resnet14.samediff", False)):
+        model = create_model(name, pretrained=True)
+        for p in far:
+            a, b = test.items[p.items[0]], test.items[p.items[1]]
+            blank = torch.zeros_like(a)
+            pairs = ((a, b), (blank, blank), (a, blank), (blank, b))
+            canvases = torch.stack([compose_canvas(x, y, *p.corners, DEFAULT_TASK.canvas_size) for x, y in pairs])
+            with torch.no_grad():
+                both, empty, only_a, only_b = model(canvas_batch(model, canvases)).double()
+            gap = float((both + empty - only_a - only_b).abs().max())
+            assert (gap < 1e-4) if additive else (gap > 0.1), (name, p.distance, gap)
