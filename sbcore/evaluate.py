@@ -12,7 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from sbcore.data import LabelledSamples, SampleGroups, limited_test_split, load_dataset, sample_groups
+from sbcore.cli_types import MAX_WORKERS, integer, positive_int
+from sbcore.data import DATASETS, LabelledSamples, SampleGroups, limited_test_split, load_dataset, sample_groups
 from sbcore.errors import SBCoreError
 from sbcore.factory import resolve_model
 
@@ -88,8 +89,9 @@ def wilson_interval(correct: int, samples: int, z: float = Z_95) -> tuple[float,
 
 
 def group_accuracy(name: str, correct: int, samples: int) -> dict[str, Any]:
-    """``{"name", "correct", "samples", "accuracy", "ci95"}``: accuracy in percent and its Wilson 95% interval."""
-    accuracy = round(100 * correct / samples, 4) if samples else float("nan")
+    """``{"name", "correct", "samples", "accuracy", "ci95"}``: accuracy in percent (None without samples)
+    and its Wilson 95% interval."""
+    accuracy = round(100 * correct / samples, 4) if samples else None
     return {"name": name, "correct": correct, "samples": samples, "accuracy": accuracy,
             "ci95": list(wilson_interval(correct, samples))}
 
@@ -110,13 +112,17 @@ def metric_differences(measured: dict[str, Any], recorded: dict[str, Any], class
             differences.append("the confusion matrix differs")
         elif key == "groups":
             differences += [
-                f"{m['name']} {m['accuracy']:.2f}% (recorded {r['accuracy']:.2f}%)"
+                f"{m['name']} {_percent(m['accuracy'])} (recorded {_percent(r['accuracy'])})"
                 for m, r in zip(measured.get(key, []), recorded[key])
                 if m != r
             ] or ["the sample groups differ"]
         else:
             differences.append(f"{key} {measured[key]} (recorded {recorded[key]})")
     return differences
+
+
+def _percent(value: float | None) -> str:
+    return "no samples" if value is None else f"{value:.2f}%"
 
 
 def format_metrics(metrics: dict[str, Any], class_names: list[str]) -> str:
@@ -127,7 +133,8 @@ def format_metrics(metrics: dict[str, Any], class_names: list[str]) -> str:
         lines.append("  per group (95% interval):")
         width = max(len(g["name"]) for g in metrics["groups"])
         lines += [f"    {g['name']:<{width}} {g['accuracy']:7.2f}%  [{g['ci95'][0]:.1f}, {g['ci95'][1]:.1f}]  "
-                  f"({g['correct']}/{g['samples']})" for g in metrics["groups"]]
+                  f"({g['correct']}/{g['samples']})" if g["samples"] else f"    {g['name']:<{width}}  no samples"
+                  for g in metrics["groups"]]
     return "\n".join(lines)
 
 
@@ -182,9 +189,11 @@ def configure_cli(subparsers: argparse._SubParsersAction) -> None:
         "eval", help="recompute test metrics of a checkpoint and check them against its metadata"
     )
     parser.add_argument("checkpoint", help="checkpoint path (.safetensors or .json) or shipped weights (sb_resnet38.fmnist)")
-    parser.add_argument("--dataset", default=None, help="dataset kind (default: the one the checkpoint was trained on)")
+    parser.add_argument("--dataset", default=None, choices=DATASETS,
+                        help="dataset kind (default: the one the checkpoint was trained on)")
     parser.add_argument("--data", default=None, help="dataset folder (default: the training run's, or found automatically)")
-    parser.add_argument("--limit", type=int, default=None, help="first N test images (default: as recorded in the checkpoint)")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="first N test images (default: as recorded in the checkpoint)")
     parser.add_argument("--samples", default=None, metavar="DIR", help="evaluate the labelled images of DIR/samples.json instead")
-    parser.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    parser.add_argument("--workers", type=integer(0, MAX_WORKERS), default=0, help="data-loader worker processes")
     parser.set_defaults(run=_run_eval)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
+from sbcore.cli_types import output_file
 from sbcore.cost import cost_report
 from sbcore.factory import resolve_model
 from sbcore.lab.results import distance_accuracy, reach
@@ -63,7 +64,7 @@ def _distance_section(model: nn.Module) -> list[str]:
              f"intervals. The conv path's last-stage receptive field is {field} px: from {far} px on, no unit "
              "of it sees both items, so a plain network is at chance there (50%).", ""]
     header = ["distance bin", "accuracy", "95% interval", "samples"]
-    rows = [[b.removeprefix("distance "), f"{a:.1f}%", f"{lo:.1f}-{hi:.1f}%", str(n)]
+    rows = [[b.removeprefix("distance "), f"{a:.1f}%" if n else "-", f"{lo:.1f}-{hi:.1f}%", str(n)]
             for b, a, (lo, hi), n in zip(result.bins, result.accuracy, result.ci95, result.samples)]
     if result.seeds:
         header.append(f"mean ± sd over seeds {', '.join(map(str, result.seeds))}")
@@ -100,5 +101,5 @@ def configure_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``sbcore card MODEL``."""
     parser = subparsers.add_parser("card", help="print or write a model card (Markdown) from a checkpoint's metadata")
     parser.add_argument("model", help="shipped weights (e.g. sb_resnet38.fmnist) or a checkpoint path")
-    parser.add_argument("--out", default=None, help="write the card to this file instead of printing it")
+    parser.add_argument("--out", type=output_file, default=None, help="write the card to this file instead of printing it")
     parser.set_defaults(run=_run_card)
