@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import sbcore
+from sbcore.models.registry import plain_counterpart
 
 DEFAULT_MODEL = "sb_resnet38.fmnist"
 _USER_MODELS = "user_models"
@@ -60,11 +61,17 @@ def model_names(untrained: bool = False) -> list[str]:
     return names
 
 
-def shipped_family() -> list[str]:
-    """The shipped models in teaching order: plain, spatial bias, non-local, both (at most four)."""
-    order = {"": 0, "sb": 1, "nl": 2, "sbnl": 3}
-    names = sbcore.list_models(pretrained=True)
-    return sorted(names, key=lambda n: (order.get(n.split("_")[0] if "_" in n else "", 4), n))[:4]
+def shipped_family(tag: str = "fmnist") -> list[str]:
+    """The shipped models trained on one dataset (``*.fmnist``, ``*.samediff``) in teaching order: plain,
+    spatial bias, non-local, both (at most four)."""
+    order = {"": 0, "sb_": 1, "nl_": 2, "sbnl_": 3}
+
+    def variant(name: str) -> str:
+        architecture = name.split(".")[0]
+        return architecture.removesuffix(plain_counterpart(architecture))
+
+    names = sbcore.list_models(f"*.{tag}", pretrained=True)
+    return sorted(names, key=lambda n: (order.get(variant(n), 4), n))[:4]
 
 
 def is_untrained(name: str) -> bool:

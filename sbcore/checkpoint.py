@@ -70,10 +70,12 @@ def check_weights_file(path: str | Path) -> None:
     if not path.is_file():
         raise CheckpointError(f"Weights file {path} does not exist.")
     with open(path, "rb") as handle:
-        head = handle.read(8)
+        head = handle.read(9)
     if not head:
         raise CheckpointError(f"{path.name} is empty (0 bytes).")
-    if head.startswith(_PICKLE_MAGIC):
+    # safetensors: an 8-byte little-endian header length, then the JSON header; a length whose low byte is
+    # 0x80 must not read as a pickle
+    if head.startswith(_PICKLE_MAGIC) and head[8:9] != b"{":
         raise CheckpointError(
             f"{path.name} is a pickle/torch.save file, not safetensors; pickles can run code and are not "
             "opened here, so convert it with sbcore.convert_reference_state_dict or save it as safetensors."

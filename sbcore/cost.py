@@ -124,6 +124,18 @@ def _run_info(args: argparse.Namespace) -> None:
     if plain != report.architecture:
         baseline = cost_report(create_model(plain, num_classes=model.num_classes, in_chans=channels), report.input_size)
     print(format_report(report, baseline))
+    print(format_receptive_fields(model))
+
+
+def format_receptive_fields(model: nn.Module) -> str:
+    """The theoretical receptive field of every stage, one line, noting branches that see the whole input."""
+    from sbcore.analysis.erf import stage_receptive_fields
+
+    fields = ", ".join(f"{stage} {size} px" for stage, size in stage_receptive_fields(model).items())
+    _, spatial_bias, non_local, _ = count_parameters(model)
+    branches = [name for name, params in (("spatial bias", spatial_bias), ("non-local blocks", non_local)) if params]
+    tail = f"; {' and '.join(branches)} see the whole input" if branches else ""
+    return f"  theoretical receptive field (conv path): {fields}{tail}"
 
 
 def configure_cli(subparsers: argparse._SubParsersAction) -> None:

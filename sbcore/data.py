@@ -24,7 +24,9 @@ FASHION_MNIST_CLASSES = (
 FASHION_MNIST_PREPROCESSING = Preprocessing(
     input_size=(1, 28, 28), mean=(0.2860,), std=(0.3530,), crop_pct=1.0, dark_background=True
 )
-DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagefolder")
+DATASETS = ("fashion-mnist", "same-different", "cifar10", "cifar100", "imagefolder")
+SAME_DIFFERENT_TRAIN = 200_000  # virtual: canvases are drawn on demand, trainers take a prefix of a shuffled order
+SAME_DIFFERENT_TEST = 3_000  # 300 per label and distance bin
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -112,6 +114,24 @@ class LabelledSamples(Dataset):
         return preprocess(load_image(self.files[index]), self.preprocessing)[0], self.targets[index]
 
 
+@dataclass(frozen=True)
+class SampleGroups:
+    """Which group every sample of a dataset belongs to (e.g. its distance bin), and the groups' names."""
+
+    index: list[int]  # group of each sample, in dataset order
+    names: list[str]
+
+
+def sample_groups(dataset: Dataset) -> SampleGroups | None:
+    """The groups of a dataset whose ``sample_groups()`` returns (group per sample, group names), seen
+    through any Subset; None for datasets without groups."""
+    if isinstance(dataset, Subset):
+        inner = sample_groups(dataset.dataset)
+        return inner and SampleGroups([inner.index[i] for i in dataset.indices], inner.names)
+    groups = getattr(dataset, "sample_groups", None)
+    return SampleGroups(*groups()) if callable(groups) else None
+
+
 @dataclass
 class DatasetSpec:
     """A dataset's splits plus what a model trained on it needs to know."""
@@ -149,6 +169,17 @@ def build_transforms(preprocessing: Preprocessing, train: bool, dataset: str) ->
     return T.Compose(normalize)
 
 
+def load_same_different(root: str | Path | None = None, seed: int = 0) -> DatasetSpec:
+    """Same-different canvases (``sbcore.lab.same_different``): training and validation canvases from
+    Fashion-MNIST's training items, test canvases from its test items; labels "different", "same"."""
+    from sbcore.lab.same_different import DEFAULT_TASK, LABELS, SameDifferentCanvases
+
+    train_items, test_items = FashionMNIST(root, train=True), FashionMNIST(root, train=False)
+    train = SameDifferentCanvases(train_items.images, train_items.targets, SAME_DIFFERENT_TRAIN, "train", seed)
+    test = SameDifferentCanvases(test_items.images, test_items.targets, SAME_DIFFERENT_TEST, "test", seed)
+    return DatasetSpec(train, train, test, list(LABELS), DEFAULT_TASK.preprocessing)
+
+
 def load_dataset(name: str, root: str | Path | None = None, image_size: int | None = None) -> DatasetSpec:
     """Train and test splits of ``fashion-mnist``, ``cifar10``, ``cifar100`` or ``imagefolder``, from disk only.
 
@@ -160,6 +191,8 @@ def load_dataset(name: str, root: str | Path | None = None, image_size: int | No
         pre = FASHION_MNIST_PREPROCESSING
         make = lambda train, augment: FashionMNIST(root, train, build_transforms(pre, augment, name))  # noqa: E731
         return DatasetSpec(make(True, True), make(True, False), make(False, False), list(FASHION_MNIST_CLASSES), pre)
+    if name == "same-different":
+        return load_same_different(root)
     if name in ("cifar10", "cifar100"):
         pre = _cifar_preprocessing()
         cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100

@@ -1,9 +1,11 @@
-"""Test-set metrics (top-1, top-5, per-class accuracy, confusion matrix) and ``sbcore eval``, which
-recomputes them for a checkpoint and checks them against the numbers its metadata records."""
+"""Test-set metrics (top-1, top-5, per-class accuracy, confusion matrix; accuracy per group of samples,
+e.g. distance bins, with 95% intervals) and ``sbcore eval``, which recomputes them for a checkpoint
+and checks them against the numbers its metadata records."""
 from __future__ import annotations
 
 import argparse
-from typing import Any, Iterable
+import math
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -11,12 +13,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from sbcore.cli_types import MAX_WORKERS, integer, positive_int
-from sbcore.data import DATASETS, LabelledSamples, limited_test_split, load_dataset
+from sbcore.data import DATASETS, LabelledSamples, SampleGroups, limited_test_split, load_dataset, sample_groups
 from sbcore.errors import SBCoreError
 from sbcore.factory import resolve_model
 
 EVAL_BATCH_SIZE = 256  # the trainer's; fixed so that a re-evaluation runs the same kernels
-COMPARED = ("samples", "top1", "top5", "per_class", "confusion")
+COMPARED = ("samples", "top1", "top5", "per_class", "confusion", "groups")
+Z_95 = 1.959964  # standard normal quantile of a two-sided 95% interval
 
 
 class MetricsMismatchError(SBCoreError):
@@ -35,30 +38,62 @@ def evaluate(
     num_classes: int,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    groups: SampleGroups | None = None,
 ) -> dict[str, Any]:
     """Evaluate in fp32 so the numbers are reproducible bit for bit on the same hardware.
 
     Returns ``{"top1", "top5"}`` in percent, ``"per_class"`` accuracy in percent,
-    ``"confusion"`` (rows: true class, columns: predicted) and ``"samples"``.
+    ``"confusion"`` (rows: true class, columns: predicted) and ``"samples"``; with ``groups`` (the
+    group of every sample, in batch order), also ``"groups"``: one ``group_accuracy`` entry per group.
     """
     model.eval()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
     top5_hits = 0
+    hits: list[torch.Tensor] = []
     for images, labels in tqdm(batches, desc="eval", disable=not progress, leave=False):
         logits = model(images.to(device)).float().cpu()
         k = min(5, num_classes)
         top5_hits += (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum().item()
         index = labels * num_classes + logits.argmax(dim=1)
         confusion += torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+        hits.append(logits.argmax(dim=1) == labels)
     samples = int(confusion.sum())
     per_class = (confusion.diag().double() / confusion.sum(dim=1).clamp(min=1).double() * 100).tolist()
-    return {
+    metrics = {
         "top1": round(float(confusion.diag().sum()) / max(samples, 1) * 100, 4),
         "top5": round(top5_hits / max(samples, 1) * 100, 4),
         "per_class": [round(v, 4) for v in per_class],
         "confusion": confusion.tolist(),
         "samples": samples,
     }
+    if groups is not None:
+        correct = torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
+        if len(groups.index) != len(correct):
+            raise ValueError(f"{len(groups.index)} group indices for {len(correct)} evaluated samples")
+        index = torch.as_tensor(groups.index, dtype=torch.long)
+        metrics["groups"] = [
+            group_accuracy(name, int(correct[index == g].sum()), int((index == g).sum()))
+            for g, name in enumerate(groups.names)
+        ]
+    return metrics
+
+
+def wilson_interval(correct: int, samples: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a proportion, in percent (95% by default); (0, 100) for no samples."""
+    if samples == 0:
+        return 0.0, 100.0
+    p = correct / samples
+    centre = (p + z * z / (2 * samples)) / (1 + z * z / samples)
+    half = z * math.sqrt(p * (1 - p) / samples + z * z / (4 * samples * samples)) / (1 + z * z / samples)
+    return round(100 * max(centre - half, 0.0), 4), round(100 * min(centre + half, 1.0), 4)
+
+
+def group_accuracy(name: str, correct: int, samples: int) -> dict[str, Any]:
+    """``{"name", "correct", "samples", "accuracy", "ci95"}``: accuracy in percent (None without samples)
+    and its Wilson 95% interval."""
+    accuracy = round(100 * correct / samples, 4) if samples else None
+    return {"name": name, "correct": correct, "samples": samples, "accuracy": accuracy,
+            "ci95": list(wilson_interval(correct, samples))}
 
 
 def metric_differences(measured: dict[str, Any], recorded: dict[str, Any], class_names: list[str]) -> list[str]:
@@ -75,15 +110,31 @@ def metric_differences(measured: dict[str, Any], recorded: dict[str, Any], class
             ]
         elif key == "confusion":
             differences.append("the confusion matrix differs")
+        elif key == "groups":
+            differences += [
+                f"{m['name']} {_percent(m['accuracy'])} (recorded {_percent(r['accuracy'])})"
+                for m, r in zip(measured.get(key, []), recorded[key])
+                if m != r
+            ] or ["the sample groups differ"]
         else:
             differences.append(f"{key} {measured[key]} (recorded {recorded[key]})")
     return differences
+
+
+def _percent(value: float | None) -> str:
+    return "no samples" if value is None else f"{value:.2f}%"
 
 
 def format_metrics(metrics: dict[str, Any], class_names: list[str]) -> str:
     """Top-1, top-5 and per-class accuracy as text."""
     lines = [f"  top-1  {metrics['top1']:7.2f}%", f"  top-5  {metrics['top5']:7.2f}%", "  per class:"]
     lines += [f"    {name:<14} {accuracy:7.2f}%" for name, accuracy in zip(class_names, metrics["per_class"])]
+    if metrics.get("groups"):
+        lines.append("  per group (95% interval):")
+        width = max(len(g["name"]) for g in metrics["groups"])
+        lines += [f"    {g['name']:<{width}} {g['accuracy']:7.2f}%  [{g['ci95'][0]:.1f}, {g['ci95'][1]:.1f}]  "
+                  f"({g['correct']}/{g['samples']})" if g["samples"] else f"    {g['name']:<{width}}  no samples"
+                  for g in metrics["groups"]]
     return "\n".join(lines)
 
 
@@ -108,7 +159,10 @@ def _run_eval(args: argparse.Namespace) -> None:
     model = resolve_model(args.checkpoint)
     meta = model.metadata
     dataset, description, limit = _evaluation_set(args, model)
-    measured = evaluate(model, evaluation_loader(dataset, args.workers), len(meta.class_names), progress=True)
+    measured = evaluate(
+        model, evaluation_loader(dataset, args.workers), len(meta.class_names), progress=True,
+        groups=sample_groups(dataset),
+    )
     print(f"{meta.pretrained or meta.architecture} on {description}")
     print(format_metrics(measured, meta.class_names))
     recorded = meta.metrics.get("test")
@@ -124,8 +178,9 @@ def _run_eval(args: argparse.Namespace) -> None:
             raise MetricsMismatchError(
                 f"{args.checkpoint} does not reproduce its recorded test metrics: {'; '.join(differences)}."
             )
+        grouped = ", accuracy per group" if recorded.get("groups") else ""
         print(f"Reproduces the recorded test metrics exactly (top-1 {recorded['top1']:.2f}%, "
-              f"top-5 {recorded['top5']:.2f}%, per-class accuracy and confusion matrix).")
+              f"top-5 {recorded['top5']:.2f}%, per-class accuracy and confusion matrix{grouped}).")
 
 
 def configure_cli(subparsers: argparse._SubParsersAction) -> None:

@@ -9,6 +9,7 @@ from torch import nn
 from sbcore.cli_types import output_file
 from sbcore.cost import cost_report
 from sbcore.factory import resolve_model
+from sbcore.lab.results import distance_accuracy, reach
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -39,15 +40,39 @@ def model_card_markdown(model: nn.Module) -> str:
         short = [n[:8] for n in meta.class_names]
         lines += _table(["true \\ pred", *short], [[s, *map(str, row)] for s, row in zip(short, test["confusion"])])
         lines.append("")
+    if test and test.get("groups"):
+        lines += _distance_section(model)
     if meta.training:
         recipe = meta.training
         lines += ["## Training", ""]
         keys = ["dataset", "epochs", "batch_size", "peak_lr", "optimizer", "momentum", "weight_decay", "schedule",
                 "warmup_epochs", "label_smoothing", "autocast", "channels_last", "seed", "train_images",
                 "val_images", "world_size", "wall_seconds", "hardware", "torch"]
+        if recipe.get("optimizer") == "AdamW":
+            keys.remove("momentum")  # SGD's; AdamW runs with its default betas
         lines += _table(["setting", "value"], [[k, str(recipe[k])] for k in keys if k in recipe])
         lines.append("")
     return "\n".join(lines)
+
+
+def _distance_section(model: nn.Module) -> list[str]:
+    """Accuracy per distance bin with 95% intervals, the receptive-field bound, and the mean and spread over seeds."""
+    result = distance_accuracy(model)
+    field, far = reach(model)
+    lines = ["## Accuracy by distance", "",
+             f"Test accuracy per bin of the Chebyshev distance between the two item centres, with Wilson 95% "
+             f"intervals. The conv path's last-stage receptive field is {field} px: from {far} px on, no unit "
+             "of it sees both items, so a plain network is at chance there (50%).", ""]
+    header = ["distance bin", "accuracy", "95% interval", "samples"]
+    rows = [[b.removeprefix("distance "), f"{a:.1f}%" if n else "-", f"{lo:.1f}-{hi:.1f}%", str(n)]
+            for b, a, (lo, hi), n in zip(result.bins, result.accuracy, result.ci95, result.samples)]
+    if result.seeds:
+        header.append(f"mean ± sd over seeds {', '.join(map(str, result.seeds))}")
+        for row, m, sd in zip(rows, result.seed_mean, result.seed_std):
+            row.append(f"{m:.1f} ± {sd:.1f}%")
+        rows.append(["all", f"{result.overall:.1f}%", "", str(sum(result.samples)),
+                     f"{result.overall_seed_mean:.1f} ± {result.overall_seed_std:.1f}%"])
+    return lines + _table(header, rows) + [""]
 
 
 def _placement(model: nn.Module) -> str:

@@ -19,7 +19,7 @@ from sbcore.errors import CheckpointError
 
 FORMAT = "sbcore-checkpoint/1"
 MAX_JSON_BYTES = 16 * 1024 * 1024  # an ImageNet confusion matrix written with indent=2 is about 9 MB
-MAX_DEPTH = 6  # metrics.test.confusion is the deepest field: document > metrics > test > rows > values
+MAX_DEPTH = 6  # the deepest field: document > metrics > test > groups > group > ci95 > values
 MAX_CLASSES = 25_000  # ImageNet-21k has 21,843
 MAX_CHANNELS = 16
 MAX_SIDE = 1_024  # input height and width
@@ -162,6 +162,15 @@ PREPROCESSING = mapping({
     "crop_pct": number(0.25, 1.0),
     "dark_background": boolean,
 })
+GROUP_ACCURACY = mapping(  # sbcore.evaluate.group_accuracy: one distance bin of the lab's test split
+    {"name": string(200), "correct": integer(0, 10**12), "samples": integer(0, 10**12), "accuracy": optional(PERCENT),
+     "ci95": array(PERCENT, 2, 2)},
+    required=("name", "correct", "samples", "accuracy", "ci95"),
+)
+SEED_RUN = mapping(  # sbcore.lab.results.seed_run: another seed's test results, beside the shipped one's
+    {"seed": integer(0, 2**63), "top1": PERCENT, "groups": array(PERCENT, 0, 1_000)},
+    required=("seed", "top1", "groups"),
+)
 TEST_METRICS = mapping(
     {
         "top1": PERCENT,
@@ -169,6 +178,7 @@ TEST_METRICS = mapping(
         "per_class": array(PERCENT),
         "confusion": array(array(integer(0, 10**12))),
         "samples": integer(0, 10**12),
+        "groups": array(GROUP_ACCURACY, 0, 1_000),
     },
     required=("top1", "top5", "per_class", "confusion", "samples"),
 )
@@ -177,6 +187,7 @@ METRICS = mapping({
     "val_top1": optional(PERCENT),
     "test_split": optional(string()),
     "test_limit": optional(integer(1, 10**9)),
+    "seed_runs": array(SEED_RUN, 0, 100),
 })
 DOCUMENT = mapping(
     {

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 import sbcore
-from sbcore.checkpoint import checkpoint_paths, file_sha256, load_checkpoint, save_checkpoint
+from sbcore.checkpoint import checkpoint_paths, file_sha256, load_checkpoint, read_state_dict, save_checkpoint
 from sbcore.errors import CheckpointError
 
 
@@ -190,3 +191,11 @@ def test_an_empty_weights_file_is_reported_as_empty(saved, sha_recorded):
         weights.write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"model\.safetensors is empty \(0 bytes\)"):
         load_checkpoint(weights)
+
+
+def test_a_safetensors_file_whose_header_length_starts_with_the_pickle_byte_still_loads(tmp_path):
+    header = b'{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'.ljust(0x80, b" ")
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + struct.pack("<f", 1.5))
+    assert path.read_bytes()[:1] == b"\x80"
+    assert read_state_dict(path)["t"].tolist() == [1.5]

@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 import sbcore
-from sbcore.data import LabelledSamples, load_dataset
-from sbcore.evaluate import evaluate, metric_differences
+from sbcore.data import LabelledSamples, SampleGroups, load_dataset
+from sbcore.evaluate import evaluate, metric_differences, wilson_interval
 from sbcore.models.metadata import Preprocessing
 
 
@@ -90,3 +90,18 @@ def test_samples_with_labels_the_model_does_not_know_are_refused(samples_dir, tm
     (tmp_path / "samples.json").write_text('[{"file": "gone.png", "label": "cat"}]')
     with pytest.raises(sbcore.DatasetNotFoundError, match=r"not in .*: \['gone.png'\]"):
         LabelledSamples(tmp_path, ["cat"], Preprocessing())
+
+
+def test_accuracy_per_group_counts_each_group_with_a_wilson_interval():
+    class Fixed(nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.one_hot(x[:, 0, 0, 0].long(), 2).float()
+
+    predictions = torch.tensor([0, 1, 1, 1, 0, 0]).float()[:, None, None, None]
+    labels = torch.tensor([0, 1, 0, 0, 0, 1])
+    groups = SampleGroups([0, 0, 1, 1, 2, 2], ["near", "mid", "far"])
+    metrics = evaluate(Fixed(), [(predictions, labels)], 2, groups=groups)
+    assert [(g["name"], g["correct"], g["samples"]) for g in metrics["groups"]] == [("near", 2, 2), ("mid", 0, 2), ("far", 1, 2)]
+    assert metrics["groups"][2]["accuracy"] == 50.0
+    assert wilson_interval(50, 100) == (40.3832, 59.6168)  # textbook value for 50/100
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 100.0

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sbcore import train as trainer
 from sbcore.checkpoint import load_checkpoint
 from sbcore.cli import main as cli_main
 from sbcore.data import FASHION_MNIST_CLASSES
@@ -138,3 +139,11 @@ def test_distributed_training_on_cpu_with_two_processes(tmp_path):
     recipe = json.loads((output / "sb_resnet38.json").read_text())["training"]
     assert recipe["world_size"] == 2 and recipe["peak_lr"] == pytest.approx(0.1 * 32 * 2 / 128)
     load_checkpoint(output / "sb_resnet38.safetensors")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_on_cpu_uses_bf16_only_where_the_cpu_runs_it_natively(monkeypatch, native):
+    monkeypatch.setattr(trainer, "_native_bf16_cpu", lambda: native)
+    cpu = torch.device("cpu")
+    assert trainer._autocast_dtype("auto", cpu) == (torch.bfloat16 if native else None)
+    assert trainer._autocast_dtype("bf16", cpu) == torch.bfloat16 and trainer._autocast_dtype("none", cpu) is None

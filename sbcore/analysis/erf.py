@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sbcore.analysis.structure import check_stage, eval_mode, forward_to_stage
+from sbcore.analysis.structure import check_stage, eval_mode, forward_to_stage, stage_names
 from sbcore.errors import SBCoreError
 from sbcore.layers import NonLocal2d, SpatialBias
 
@@ -81,6 +81,12 @@ def theoretical_receptive_field(model: nn.Module, stage: str) -> int:
     """Side in pixels of the input square that one output position of ``stage`` can see through
     its convolutions and pools (global branches ignored)."""
     return _geometry(model, stage).size
+
+
+def stage_receptive_fields(model: nn.Module) -> dict[str, int]:
+    """``{"layer1": 19, ...}``: the theoretical receptive field side (pixels) of every stage's conv path,
+    in forward order. Spatial-bias and non-local branches see the whole input on top of it."""
+    return {stage: theoretical_receptive_field(model, stage) for stage in stage_names(model)}
 
 
 def noise_images(count: int, input_size: tuple[int, int, int], seed: int = 0) -> torch.Tensor:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from sbcore.lab.same_different import DEFAULT_TASK, LABELS
 from sbcore.models.metadata import Preprocessing
 from sbcore.models.registry import register_model
 from sbcore.models.resnet import BasicBlock, Bottleneck, NonLocalConfig, ResNet, SpatialBiasConfig
@@ -60,10 +61,12 @@ def _create_resnet(
     stem: str,
     sb: SpatialBiasConfig | None = None,
     nl: NonLocalConfig | None = None,
+    widths: tuple[int, ...] | None = None,
     **options: Any,
 ) -> ResNet:
     """Build ``variant``; ``options`` are the user's: num_classes, in_chans, and spatial_bias / non_local
-    overrides where the variant has that branch. Anything else is a TypeError that names it."""
+    overrides where the variant has that branch. Anything else is a TypeError that names it.
+    ``widths`` defaults to the stem's family (ImageNet 64..512, CIFAR 16/32/64)."""
     accepted = {"num_classes", "in_chans"} | ({"spatial_bias"} if sb else set()) | ({"non_local"} if nl else set())
     unknown = sorted(set(options) - accepted)
     if unknown:
@@ -75,7 +78,7 @@ def _create_resnet(
     return ResNet(
         block,
         layers,
-        widths=IMAGENET_WIDTHS if imagenet else CIFAR_WIDTHS,
+        widths=widths or (IMAGENET_WIDTHS if imagenet else CIFAR_WIDTHS),
         stem=stem,
         num_classes=options.get("num_classes") or (1000 if imagenet else 10),
         in_chans=options.get("in_chans", 3),
@@ -220,3 +223,44 @@ def nl_resnet164(**kwargs: Any) -> ResNet:
 def sbnl_resnet164(**kwargs: Any) -> ResNet:
     """CIFAR-style bottleneck ResNet-164 with spatial bias and non-local blocks."""
     return _create_resnet("sbnl_resnet164", Bottleneck, (18, 18, 18), "cifar", sb=CIFAR_SB, nl=CIFAR_NL, **kwargs)
+
+
+# Global-context lab (issue 9): 1x128x128 same-different canvases (sbcore.lab.same_different). A
+# stride-4 stem (7x7/2 conv + 3x3/2 max-pool) with CIFAR widths and bottlenecks (1, 1, 2): the
+# stages' theoretical receptive fields are 19, 27 and 75 px, so a plain network never sees both
+# items of the far pairs (centres 94 px or more apart). Spatial bias in every block, 6x6 grid;
+# non-local blocks after layer2.0 (16x16 positions) and layer3.1 (8x8), not subsampled.
+LAB = DEFAULT_TASK.preprocessing
+LAB_CLASSES = LABELS
+LAB_LAYERS = (1, 1, 2)
+LAB_SB = SpatialBiasConfig(stages=(1, 2, 3), grid_size=6)
+LAB_NL = NonLocalConfig(blocks=("layer2.0", "layer3.1"), subsample=False)
+
+
+def _create_lab_resnet(variant: str, **kwargs: Any) -> ResNet:
+    options = {"num_classes": len(LAB_CLASSES), "in_chans": 1, **kwargs}
+    return _create_resnet(variant, Bottleneck, LAB_LAYERS, "imagenet", widths=CIFAR_WIDTHS, **options)
+
+
+@register_model(LAB, LAB_CLASSES)
+def lab_resnet14(**kwargs: Any) -> ResNet:
+    """Global-context lab ResNet-14: stride-4 stem, CIFAR widths, bottlenecks (1, 1, 2), 1x128x128 input."""
+    return _create_lab_resnet("lab_resnet14", **kwargs)
+
+
+@register_model(LAB, LAB_CLASSES)
+def sb_lab_resnet14(**kwargs: Any) -> ResNet:
+    """Global-context lab ResNet-14 with spatial bias in every block."""
+    return _create_lab_resnet("sb_lab_resnet14", sb=LAB_SB, **kwargs)
+
+
+@register_model(LAB, LAB_CLASSES)
+def nl_lab_resnet14(**kwargs: Any) -> ResNet:
+    """Global-context lab ResNet-14 with non-local blocks after layer2.0 and layer3.1."""
+    return _create_lab_resnet("nl_lab_resnet14", nl=LAB_NL, **kwargs)
+
+
+@register_model(LAB, LAB_CLASSES)
+def sbnl_lab_resnet14(**kwargs: Any) -> ResNet:
+    """Global-context lab ResNet-14 with spatial bias and non-local blocks."""
+    return _create_lab_resnet("sbnl_lab_resnet14", sb=LAB_SB, nl=LAB_NL, **kwargs)

@@ -48,3 +48,5 @@ def test_light_background_tells_product_photos_from_fashion_mnist():
 
 def test_shipped_family_is_in_teaching_order():
     assert state.shipped_family() == ["resnet38.fmnist", "sb_resnet38.fmnist", "nl_resnet38.fmnist", "sbnl_resnet38.fmnist"]
+    lab = ["lab_resnet14.samediff", "sb_lab_resnet14.samediff", "nl_lab_resnet14.samediff", "sbnl_lab_resnet14.samediff"]
+    assert state.shipped_family("samediff") == lab

@@ -12,6 +12,9 @@ from sbcore.errors import CheckpointError
 from sbcore.models import registry
 
 
+INPUT_AND_CLASSES = {"fmnist": ((1, 28, 28), 10), "samediff": ((1, 128, 128), 2)}  # by tag
+
+
 @pytest.mark.parametrize("name", sbcore.list_models(pretrained=True))
 def test_shipped_weights_load_offline_with_their_metadata(name):
     entry = registry.pretrained_entry(name)
@@ -19,9 +22,10 @@ def test_shipped_weights_load_offline_with_their_metadata(name):
     model = sbcore.create_model(name, pretrained=True)
     meta = model.metadata
     assert not model.training and meta.pretrained == name and meta.architecture == entry.architecture
-    assert meta.preprocessing.input_size == (1, 28, 28) and len(meta.class_names) == 10
+    input_size, classes = INPUT_AND_CLASSES[name.split(".")[1]]
+    assert meta.preprocessing.input_size == input_size and len(meta.class_names) == classes
     with torch.no_grad():
-        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+        assert model(torch.zeros(2, *input_size)).shape == (2, classes)
 
 
 def test_the_only_shipped_weights_of_an_architecture_load_by_its_name():

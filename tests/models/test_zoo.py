@@ -66,7 +66,7 @@ def test_imagenet_models_keep_torchvision_parameter_names():
 
 def test_list_models_filters_by_pattern_and_lists_shipped_weights():
     assert sbcore.list_models("sb_*") == sorted(
-        f"sb_resnet{d}" for d in ("38", "65", "164", "50", "101")
+        [f"sb_resnet{d}" for d in ("38", "65", "164", "50", "101")] + ["sb_lab_resnet14"]
     )
     assert "sb_resnet38.fmnist" in sbcore.list_models(pretrained=True)
 

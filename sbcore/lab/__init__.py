@@ -1,0 +1,1 @@
+"""Global-context lab: long-range tasks beyond a plain network's receptive field."""

@@ -1,0 +1,86 @@
+"""Live probes of a same-different model: place two items on a canvas, read P(same), sweep the distance."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from sbcore.lab.same_different import DEFAULT_TASK, LABELS, SameDifferentTask, compose_canvas, prepare_items
+
+SAME = LABELS.index("same")
+
+
+def item_from_array(image: np.ndarray | torch.Tensor, task: SameDifferentTask = DEFAULT_TASK) -> torch.Tensor:
+    """(H, W) grayscale image, uint8 or float in [0, 1], light object on dark -> (s, s) item for the canvas.
+
+    Photographs with a light background should be inverted first (``sbcore.images.model_view`` does it).
+    """
+    array = np.asarray(image)
+    if array.ndim != 2:
+        raise ValueError(f"an item is one (H, W) grayscale image, got shape {array.shape}")
+    return prepare_items(array[None], task.item_size)[0]
+
+
+def canvas_batch(model: nn.Module, canvases: torch.Tensor) -> torch.Tensor:
+    """(B, S, S) canvases in [0, 1] -> (B, 1, S, S) input normalised with the model's own mean and std."""
+    pre = model.metadata.preprocessing
+    expected = tuple(pre.input_size[1:])
+    if tuple(canvases.shape[-2:]) != expected:
+        got = tuple(canvases.shape[-2:])
+        raise ValueError(f"{model.metadata.architecture} reads {expected[0]}x{expected[1]} canvases, got {got}")
+    return ((canvases - pre.mean[0]) / pre.std[0])[:, None]
+
+
+@torch.no_grad()
+def same_probability(model: nn.Module, canvases: torch.Tensor) -> torch.Tensor:
+    """(B, S, S) canvases in [0, 1] -> (B,) the model's P(same), in fp32 and eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    logits = model(canvas_batch(model, canvases).to(device)).float().cpu()
+    return logits.softmax(dim=1)[:, SAME]
+
+
+def place_pair(
+    item_a: torch.Tensor, item_b: torch.Tensor, centre_a: tuple[int, int], centre_b: tuple[int, int],
+    task: SameDifferentTask = DEFAULT_TASK,
+) -> torch.Tensor:
+    """(S, S) canvas with two (s, s) items centred at ``centre_a`` and ``centre_b`` (row, col), pixels."""
+    half = task.item_size // 2
+    corner = lambda centre: (centre[0] - half, centre[1] - half)  # noqa: E731
+    return compose_canvas(item_a, item_b, corner(centre_a), corner(centre_b), task.canvas_size)
+
+
+def sweep_positions(
+    centre_a: tuple[int, int], direction: tuple[int, int], distances: Sequence[int],
+    task: SameDifferentTask = DEFAULT_TASK,
+) -> list[tuple[int, int]]:
+    """Centres of the second item at each Chebyshev ``distance`` from ``centre_a`` along ``direction``
+    ((0, 1) right, (1, 1) down-right...), dropping those whose item would leave the canvas."""
+    d_row, d_col = direction
+    if max(abs(d_row), abs(d_col)) != 1:
+        raise ValueError(f"direction must be a unit step such as (0, 1) or (1, -1), got {direction}")
+    low = task.item_size // 2
+    high = task.canvas_size - task.item_size + low  # the item's corner stays on the canvas
+    positions = [(centre_a[0] + d * d_row, centre_a[1] + d * d_col) for d in distances]
+    return [p for p in positions if low <= p[0] <= high and low <= p[1] <= high]
+
+
+def distance_sweep(
+    model: nn.Module, item_a: torch.Tensor, item_b: torch.Tensor, centre_a: tuple[int, int],
+    direction: tuple[int, int] = (0, 1), distances: Sequence[int] | None = None,
+    task: SameDifferentTask = DEFAULT_TASK,
+) -> tuple[list[int], torch.Tensor]:
+    """Move the second item away from the first along ``direction``; returns (distances kept, P(same) at each).
+
+    ``distances`` default to every pixel from the item size (touching) to the canvas's largest distance.
+    """
+    largest = task.canvas_size - task.item_size
+    wanted = list(distances) if distances is not None else list(range(task.item_size, largest + 1))
+    centres = sweep_positions(centre_a, direction, wanted, task)
+    kept = [max(abs(c[0] - centre_a[0]), abs(c[1] - centre_a[1])) for c in centres]
+    if not centres:
+        return [], torch.zeros(0)
+    canvases = torch.stack([place_pair(item_a, item_b, centre_a, c, task) for c in centres])
+    return kept, same_probability(model, canvases)
