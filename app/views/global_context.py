@@ -49,7 +49,8 @@ def meaning(curve: results.DistanceAccuracy) -> str:
     lowest = min(curve.accuracy)
     if all(at_chance):
         return (f"at chance at every distance ({min(curve.accuracy):.1f}-{max(curve.accuracy):.1f}%, every 95% "
-                "interval holds 50%): it never learned the task.")
+                "interval holds 50%), even up close where its receptive field covers both items: this checkpoint "
+                "did not solve the task at any distance.")
     if lowest >= 90:
         return f"keeps >= 90% at every distance (lowest {lowest:.1f}%, {names[curve.accuracy.index(lowest)]})."
     first = next((i for i in range(len(at_chance)) if all(at_chance[i:])), None)
@@ -94,27 +95,18 @@ def accuracy_by_distance(names: list[str]) -> None:
         st.dataframe(frame, hide_index=True)
 
 
-def item_options() -> list[int]:
-    """Indices of test items: the first few of each class, from the test placements."""
+def item_options() -> dict[int, int]:
+    """The first few test items of each class (from the test placements): item index -> class."""
     test = compute.same_different_test()
     found: dict[int, list[int]] = {c: [] for c in ITEM_NAMES}
     for i in range(len(test)):
         placement = test.placement(i)
         for item, kind in zip(placement.items, placement.classes):
-            if item not in found[kind] and len(found[kind]) < ITEMS_PER_CLASS:
+            if kind in found and item not in found[kind] and len(found[kind]) < ITEMS_PER_CLASS:
                 found[kind].append(item)
         if all(len(v) == ITEMS_PER_CLASS for v in found.values()):
             break
-    return [item for kind in ITEM_NAMES for item in found[kind]]
-
-
-def item_classes() -> dict[int, int]:
-    test = compute.same_different_test()
-    classes: dict[int, int] = {}
-    for i in range(min(len(test), 400)):
-        placement = test.placement(i)
-        classes.update(zip(placement.items, placement.classes))
-    return classes
+    return {item: kind for kind in ITEM_NAMES for item in found[kind]}
 
 
 def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
@@ -123,7 +115,8 @@ def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
 
 
 def probe_controls() -> tuple[int, int, tuple[int, int], tuple[int, int]]:
-    options, classes = item_options(), item_classes()
+    classes = item_options()
+    options = list(classes)
     items = compute.same_different_test().items
     label = lambda i: f"item {i} ({ITEM_NAMES.get(classes.get(i), '?')})"  # noqa: E731
     left, right = st.columns(2)
