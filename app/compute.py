@@ -118,3 +118,33 @@ def branch_shapes(_model: nn.Module, model_key: str) -> list[analysis.BranchStep
     block = analysis.spatial_bias_blocks(_model)[0]
     blank = torch.zeros(1, *_model.metadata.preprocessing.input_size, device=next(_model.parameters()).device)
     return analysis.spatial_bias_steps(_model, blank, block)
+
+
+@st.cache_resource(show_spinner="Generating the same-different test canvases…")
+def same_different_test():
+    """The same-different test split (canvases generated on the fly from Fashion-MNIST test items)."""
+    from sbcore.data import load_dataset
+
+    return load_dataset("same-different").test
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def same_probability(_model: nn.Module, model_key: str, item_a: int, item_b: int,
+                     centre_a: tuple[int, int], centre_b: tuple[int, int]) -> float:
+    """P(same) of one lab model for test items ``item_a`` and ``item_b`` centred at (row, col) pixels."""
+    from sbcore.lab import probe
+
+    items = same_different_test().items
+    canvas = probe.place_pair(items[item_a], items[item_b], centre_a, centre_b)
+    return float(probe.same_probability(_model, canvas[None])[0])
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def distance_sweep(_model: nn.Module, model_key: str, item_a: int, item_b: int, centre_a: tuple[int, int],
+                   direction: tuple[int, int]) -> tuple[list[int], list[float]]:
+    """Distances (px) and P(same) as item ``item_b`` moves away from ``item_a`` along ``direction``."""
+    from sbcore.lab import probe
+
+    items = same_different_test().items
+    distances, probabilities = probe.distance_sweep(_model, items[item_a], items[item_b], centre_a, direction)
+    return list(distances), [float(p) for p in probabilities]

@@ -20,6 +20,7 @@ _VIEWS = Path(__file__).resolve().parent / "views"
 PAGES = [  # (file and URL path in views/, title, icon)
     ("intro", "What is spatial bias?", ":material/school:"),
     ("explore", "Explore", ":material/image_search:"),
+    ("global_context", "Global context", ":material/open_in_full:"),
     ("compare", "Compare attributions", ":material/compare:"),
     ("receptive_field", "Effective receptive field", ":material/blur_on:"),
     ("throughput", "Throughput", ":material/speed:"),

@@ -1,0 +1,210 @@
+"""Global context: the same-different lab (issue 9). Two items on a 128 px canvas; are they of the same
+class? Beyond the plain network's receptive field no unit sees both items, so global average pooling
+cannot answer; spatial bias and non-local blocks can. Accuracy by distance from the shipped cards, a live
+probe (every model's P(same) for two placed items), and a distance sweep on a click."""
+from __future__ import annotations
+
+from itertools import cycle
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.colors import qualitative
+
+from app import compute, plots, state, tour
+from sbcore.lab import results
+from sbcore.lab.same_different import DEFAULT_TASK
+
+PAGE = "gc"
+ITEM_NAMES = {1: "Trouser", 8: "Bag"}  # DEFAULT_TASK.item_classes (Fashion-MNIST)
+ITEMS_PER_CLASS = 8
+LOW, HIGH = DEFAULT_TASK.item_size // 2, DEFAULT_TASK.canvas_size - DEFAULT_TASK.item_size // 2
+
+
+def header() -> None:
+    st.title("Global context")
+    st.markdown(
+        "Two Fashion-MNIST items (trousers or bags) sit on a "
+        f"{DEFAULT_TASK.canvas_size}x{DEFAULT_TASK.canvas_size} canvas; the network answers **same** or "
+        "**different** class. A plain CNN ends in global average pooling and a linear layer: when the items are "
+        "further apart than its receptive field, no unit sees both, so the pooled features are just the sum of "
+        "one part computed from item a and one from item b, g(a) + g(b). No such sum can say \"same\": "
+        "the two same pairs (trouser+trouser, bag+bag) add up to exactly the same total as the two mixed pairs "
+        "(trouser+bag, bag+trouser), so a threshold that accepts both same pairs must accept a mixed one too. "
+        "Spatial bias (grid pooling over the whole map in every block) and non-local attention let units "
+        "see both items, so they can answer at any distance."
+    )
+
+
+def bin_centres() -> list[float]:
+    edges = DEFAULT_TASK.bin_edges
+    return [(low + high - 1) / 2 for low, high in zip(edges[:-1], edges[1:])]
+
+
+def meaning(curve: results.DistanceAccuracy) -> str:
+    """One sentence, from the numbers, on what a model's accuracy-by-distance curve says."""
+    at_chance = [low <= 50 <= high for low, high in curve.ci95]
+    names = [b.removeprefix("distance ") for b in curve.bins]
+    lowest = min(curve.accuracy)
+    if all(at_chance):
+        return (f"at chance at every distance ({min(curve.accuracy):.1f}-{max(curve.accuracy):.1f}%, every 95% "
+                "interval holds 50%), even up close where its receptive field covers both items: this checkpoint "
+                "did not solve the task at any distance.")
+    if lowest >= 90:
+        return f"keeps >= 90% at every distance (lowest {lowest:.1f}%, {names[curve.accuracy.index(lowest)]})."
+    first = next((i for i in range(len(at_chance)) if all(at_chance[i:])), None)
+    if first is not None:
+        return f"above chance up close, at chance from {names[first]} on (its 95% intervals hold 50%)."
+    return f"above chance at every distance but falls to {lowest:.1f}% at {names[curve.accuracy.index(lowest)]}."
+
+
+def accuracy_by_distance(names: list[str]) -> None:
+    st.subheader("Accuracy by distance (test set, seed 0)")
+    figure, rows, sentences = go.Figure(), [], []
+    x = bin_centres()
+    far = None
+    for colour, name in zip(cycle(qualitative.D3), names):
+        model = state.get_model(name)
+        curve = results.distance_accuracy(model)
+        far = results.reach(model)[1]
+        lower = [a - low for a, (low, _) in zip(curve.accuracy, curve.ci95)]
+        upper = [high - a for a, (_, high) in zip(curve.accuracy, curve.ci95)]
+        figure.add_trace(go.Scatter(
+            x=x, y=curve.accuracy, mode="lines+markers", name=name, line_color=colour,
+            error_y=dict(type="data", array=upper, arrayminus=lower, visible=True),
+        ))
+        rows += [{"model": name, "distance bin": b.removeprefix("distance "), "bin centre (px)": c,
+                  "accuracy (%)": a, "95% low": low, "95% high": high, "samples": n}
+                 for b, c, a, (low, high), n in zip(curve.bins, x, curve.accuracy, curve.ci95, curve.samples)]
+        sentences.append(f"- **{name}** ({curve.overall:.1f}% overall): {meaning(curve)}")
+    figure.add_hline(y=50, line_dash="dash", line_color="grey", annotation_text="chance")
+    if far is not None:
+        figure.add_vline(x=far, line_dash="dot", annotation_text=f"plain reach: {far} px")
+    figure.update_layout(
+        xaxis_title="distance between item centres (px, Chebyshev)", yaxis_title="accuracy (%)",
+        yaxis_range=[30, 102], height=380, margin=dict(l=0, r=0, t=10, b=0), legend=dict(orientation="h", y=-0.25),
+    )
+    frame = pd.DataFrame(rows)
+    plots.show_chart(figure, "gc_accuracy", "global_context_accuracy_by_distance", frame)
+    st.markdown("\n".join(sentences))
+    if far is not None:
+        st.caption(f"From {far} px on (dotted line), no unit of the plain model's convolutional path sees both items. "
+                   "Bars: Wilson 95% intervals per bin.")
+    with st.expander("Numbers"):
+        st.dataframe(frame, hide_index=True)
+
+
+def item_options() -> dict[int, int]:
+    """The first few test items of each class (from the test placements): item index -> class."""
+    test = compute.same_different_test()
+    found: dict[int, list[int]] = {c: [] for c in ITEM_NAMES}
+    for i in range(len(test)):
+        placement = test.placement(i)
+        for item, kind in zip(placement.items, placement.classes):
+            if kind in found and item not in found[kind] and len(found[kind]) < ITEMS_PER_CLASS:
+                found[kind].append(item)
+        if all(len(v) == ITEMS_PER_CLASS for v in found.values()):
+            break
+    return {item: kind for kind in ITEM_NAMES for item in found[kind]}
+
+
+def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of a [0, 1] grey image."""
+    return np.kron(np.asarray(image, dtype=np.float32), np.ones((factor, factor), dtype=np.float32)).clip(0, 1)
+
+
+def probe_controls() -> tuple[int, int, tuple[int, int], tuple[int, int]]:
+    classes = item_options()
+    options = list(classes)
+    items = compute.same_different_test().items
+    label = lambda i: f"item {i} ({ITEM_NAMES.get(classes.get(i), '?')})"  # noqa: E731
+    left, right = st.columns(2)
+    chosen = []
+    for column, key, default, name, (row, col) in (
+        (left, "gc_item_a", options[0], "Item a", (64, 14)),
+        (right, "gc_item_b", options[-1], "Item b", (64, 44)),
+    ):
+        with column:
+            index = st.selectbox(name, options, index=options.index(default), format_func=label, key=key)
+            st.image(enlarge(items[index].numpy(), 4), caption=label(index), width=80)
+            centre_row = st.slider(f"{name}: centre row", LOW, HIGH, row, key=f"{key}_row")
+            centre_col = st.slider(f"{name}: centre column", LOW, HIGH, col, key=f"{key}_col")
+            chosen.append((index, (centre_row, centre_col)))
+    (item_a, centre_a), (item_b, centre_b) = chosen
+    return item_a, item_b, centre_a, centre_b
+
+
+def live_probe(names: list[str]) -> None:
+    st.subheader("Live probe")
+    st.caption("Pick two test items and place them; every lab model's P(same) updates. The items may overlap.")
+    item_a, item_b, centre_a, centre_b = probe_controls()
+    distance = max(abs(centre_a[0] - centre_b[0]), abs(centre_a[1] - centre_b[1]))
+    from sbcore.lab import probe
+
+    items = compute.same_different_test().items
+    canvas = probe.place_pair(items[item_a], items[item_b], centre_a, centre_b).numpy()
+    picture, table = st.columns([1, 2])
+    picture.image(enlarge(canvas, 2), caption=f"canvas, centres {distance} px apart (Chebyshev)", width=256)
+    frame = pd.DataFrame([
+        {"model": name, "P(same)": compute.same_probability(state.get_model(name), state.model_key(name),
+                                                           item_a, item_b, centre_a, centre_b)}
+        for name in names
+    ])
+    with table:
+        st.dataframe(frame, hide_index=True, column_config={
+            "P(same)": st.column_config.ProgressColumn("P(same)", min_value=0.0, max_value=1.0, format="%.3f")})
+        st.caption("The same classes are trousers+trousers or bag+bag; above 0.5 the model answers \"same\".")
+    sweep(names, item_a, item_b, centre_a)
+
+
+def sweep(names: list[str], item_a: int, item_b: int, centre_a: tuple[int, int]) -> None:
+    directions = {"right": (0, 1), "down": (1, 0), "down-right": (1, 1)}
+    direction = st.radio("Sweep direction (item b moves away from item a)", list(directions), horizontal=True,
+                         key="gc_direction")
+    signature = (item_a, item_b, centre_a, direction, state.current_device(), tuple(names))
+    if st.button("Sweep distance", type="primary", key="gc_sweep_run"):
+        curves = {}
+        with st.spinner("Sweeping…"):
+            for name in names:
+                curves[name] = compute.distance_sweep(state.get_model(name), state.model_key(name), item_a, item_b,
+                                                      centre_a, directions[direction])
+        st.session_state["gc_sweep"] = (signature, curves)
+    stored = st.session_state.get("gc_sweep")
+    if stored is None:
+        return
+    stored_signature, curves = stored
+    if stored_signature != signature:
+        st.caption("The sweep below is for earlier choices; press Sweep distance again to update it.")
+    figure, rows = go.Figure(), []
+    for colour, (name, (distances, probabilities)) in zip(cycle(qualitative.D3), curves.items()):
+        figure.add_trace(go.Scatter(x=distances, y=probabilities, mode="lines", name=name, line_color=colour))
+        rows += [{"model": name, "distance (px)": d, "P(same)": p} for d, p in zip(distances, probabilities)]
+    far = results.reach(state.get_model(names[0]))[1]
+    figure.add_vline(x=far, line_dash="dot", annotation_text=f"plain reach: {far} px")
+    figure.add_hline(y=0.5, line_dash="dash", line_color="grey")
+    figure.update_layout(xaxis_title="distance between item centres (px)", yaxis_title="P(same)", yaxis_range=[0, 1],
+                         height=340, margin=dict(l=0, r=0, t=10, b=0), legend=dict(orientation="h", y=-0.25))
+    plots.show_chart(figure, "gc_sweep_chart", "global_context_sweep", pd.DataFrame(rows))
+
+
+def links_out() -> None:
+    st.subheader("Look inside")
+    st.markdown(
+        "The lab models (`*.samediff`) can be chosen on the other pages like any model: on **Explore** to see the "
+        "spatial-bias maps and non-local attention of a canvas, and on **Effective receptive field**, where at this "
+        "scale the share outside the receptive field at stages 1-2 is no longer zero."
+    )
+    left, right = st.columns(2)
+    left.page_link(tour.page_path("explore"), label="Explore", icon=":material/image_search:")
+    right.page_link(tour.page_path("receptive_field"), label="Effective receptive field", icon=":material/blur_on:")
+
+
+header()
+lab_models = state.shipped_family("samediff")
+if not lab_models:
+    st.info("No lab models (`*.samediff`) are shipped in this installation.")
+    st.stop()
+accuracy_by_distance(lab_models)
+live_probe(lab_models)
+links_out()
