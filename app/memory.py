@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-PAGE_PREFIXES = ("intro_", "explore_", "compare_", "erf_", "speed_", "models_")
+PAGE_PREFIXES = ("intro_", "explore_", "gc_", "compare_", "erf_", "speed_", "models_")
 # Buttons, uploads and downloads cannot be given values through session state, so their keys must end
 # in one of these (a page adding a button with another ending breaks here); charts hold events.
 _NOT_VALUES = ("_run", "_again", "_cancel", "_upload", "_uploads", "_load", "_load_reference", "_download")
