@@ -135,7 +135,7 @@ def run_benchmark(settings: dict, requested: dict) -> None:
                 min_run_time=settings["min_run_time"], rounds=settings["rounds"],
                 progress=lambda done, total: progress.progress(done / total, text=f"Measured {done} of {total} turns"),
             )
-        except (SBCoreError, RuntimeError, MemoryError) as error:
+        except (SBCoreError, RuntimeError, ValueError, MemoryError) as error:
             st.error(f"The benchmark stopped: {str(error).splitlines()[0] if str(error) else type(error).__name__}.")
             return
         finally:
