@@ -1,6 +1,7 @@
 """Spatial Bias Explorer: the Streamlit app (``streamlit run app/main.py``).
 
-``main.py`` sets up the page and navigation; ``pages/`` holds one file per page (layout and
-widgets only); the small modules here hold what pages share: model loading and session state,
-image inputs, cached calls into ``sbcore.analysis``, and plotting helpers.
+``main.py`` sets up the page, the page guard and ``st.navigation`` over ``views/`` (one file per
+page, a few functions per file, one per section); the small modules here hold what pages share:
+``state`` (models), ``inputs`` (images), ``compute`` (every cache), ``memory`` (results and widget
+values kept in the session), ``links`` (settings in the URL), ``tour``, ``look``, ``plots``, ``widgets``.
 """

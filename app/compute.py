@@ -1,20 +1,26 @@
-"""Cached calls into ``sbcore.analysis``: results are keyed on the model key, the image bytes and
-every option, so moving an unrelated slider never recomputes them.
+"""Every cache of the app: cached calls into ``sbcore``, keyed on the model key, the image bytes
+and every option, so moving an unrelated slider never recomputes them.
 
 Arguments with a leading underscore (the model) are not hashed; ``model_key`` stands for them.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
 
 import streamlit as st
 import torch
 from torch import nn
 
 from sbcore import analysis
+from sbcore.analysis import ood
+from sbcore.cost import CostReport, cost_report
 from sbcore.images import load_image, preprocess
+from sbcore.model_card import model_card_markdown
 
 Progress = Callable[[int, int], None]
+OOD_CALIBRATION = Path(__file__).resolve().parents[1] / "assets" / "ood_calibration.json"
 
 
 def model_input(model: nn.Module, data: bytes, invert: bool) -> torch.Tensor:
@@ -41,6 +47,23 @@ def predictions(_model: nn.Module, model_key: str, data: bytes, invert: bool) ->
     return analysis.predict(_model, model_input(_model, data, invert), top_k=5)
 
 
+@lru_cache(maxsize=1)
+def _calibrations() -> dict[str, ood.Calibration]:
+    return ood.load_calibrations(OOD_CALIBRATION) if OOD_CALIBRATION.is_file() else {}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def familiarity(_model: nn.Module, name: str, data: bytes, invert: bool) -> ood.Familiarity | None:
+    """How familiar the image looks to the shipped model ``name``; None for models without a calibration.
+
+    Keyed on the name: calibrations exist only for shipped weights, whose names are unique.
+    """
+    calibration = _calibrations().get(name)
+    if calibration is None:
+        return None
+    return ood.assess(_model, model_input(_model, data, invert), calibration)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def attribution(
     _model: nn.Module,
@@ -50,12 +73,12 @@ def attribution(
     method: str,
     target: int | None,
     stage: str | None,
-    n_steps: int,
+    baseline: str,
     smoothgrad: bool,
 ) -> analysis.Attribution:
-    """One Captum attribution of one image for ``target`` (None: the model's top-1)."""
+    """One Captum attribution of one image for ``target`` (None: the model's top-1); IG picks its steps."""
     x = model_input(_model, data, invert)
-    return analysis.attribute(_model, x, method, target, stage=stage, n_steps=n_steps, smoothgrad=smoothgrad)
+    return analysis.attribute(_model, x, method, target, stage=stage, baseline=baseline, smoothgrad=smoothgrad)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -75,3 +98,23 @@ def receptive_field(
         images = torch.cat([preprocess(load_image(data), _model.metadata.preprocessing, invert) for data in image_set[:count]])
     images = images.to(next(_model.parameters()).device)
     return analysis.effective_receptive_field(_model, images, stage, progress=_progress)
+
+
+@st.cache_data(show_spinner="Counting parameters and FLOPs…", max_entries=32)
+def cost(_model: nn.Module, model_key: str) -> CostReport:
+    """Parameters (total, added by SB and NL, per stage) and FLOPs per image of a model."""
+    return cost_report(_model)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def card(_model: nn.Module, model_key: str) -> str:
+    """The model card (Markdown) built from the model's metadata."""
+    return model_card_markdown(_model)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def branch_shapes(_model: nn.Module, model_key: str) -> list[analysis.BranchStep]:
+    """The steps of the model's first spatial-bias branch on a blank input, for the landing page's diagram."""
+    block = analysis.spatial_bias_blocks(_model)[0]
+    blank = torch.zeros(1, *_model.metadata.preprocessing.input_size, device=next(_model.parameters()).device)
+    return analysis.spatial_bias_steps(_model, blank, block)

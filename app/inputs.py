@@ -43,18 +43,59 @@ def sample_input(entry: dict) -> ImageInput:
     return ImageInput(entry["file"], (SAMPLES_DIR / entry["file"]).read_bytes(), entry.get("label"))
 
 
-def _sample_label(entry: dict) -> str:
-    return f"{entry['label'] or 'photo'}: {entry['file']}"
+def sample_files() -> list[str]:
+    """File names of the bundled samples, in their listed order."""
+    return [entry["file"] for entry in samples()]
 
 
-def image_picker(key: str) -> ImageInput:
-    """A sample selector and an uploader; an uploaded file wins over the sample while it is there."""
-    entries = samples()
-    entry = st.selectbox("Sample image", entries, format_func=_sample_label, key=f"{key}_sample")
-    upload = st.file_uploader("…or upload an image", type=IMAGE_TYPES, key=f"{key}_upload")
+def sample_by_file(file: str) -> dict:
+    """The samples.json entry of a bundled sample's file name."""
+    return next(entry for entry in samples() if entry["file"] == file)
+
+
+def _sample_label(file: str) -> str:
+    return f"{sample_by_file(file)['label'] or 'photo'}: {file}"
+
+
+def _kept_upload(key: str) -> str:
+    return f"_upload_of_{key}"
+
+
+def _on_sample(key: str) -> None:
+    st.session_state[f"{key}_source"] = "sample"
+
+
+def _on_upload(key: str) -> None:
+    upload = st.session_state.get(f"{key}_upload")
     if upload is None:
-        return sample_input(entry)
-    return ImageInput(upload.name, upload.getvalue())
+        st.session_state.pop(_kept_upload(key), None)
+        st.session_state[f"{key}_source"] = "sample"
+    else:
+        st.session_state[_kept_upload(key)] = ImageInput(upload.name, upload.getvalue())
+        st.session_state[f"{key}_source"] = "upload"
+
+
+def image_picker(key: str) -> ImageInput | None:
+    """An explicit choice, "Sample" or "My upload", that always names the image shown.
+
+    Picking a sample or uploading a file switches the choice; the last upload is kept for the
+    session, so leaving the page and coming back shows it again. None while no upload exists.
+    """
+    st.session_state.setdefault(f"{key}_source", "sample")
+    source = st.radio(
+        "Image", ["sample", "upload"], format_func={"sample": "Sample", "upload": "My upload"}.get,
+        horizontal=True, key=f"{key}_source",
+    )
+    file = st.selectbox(
+        "Sample image", sample_files(), format_func=_sample_label, key=f"{key}_sample", on_change=_on_sample, args=(key,)
+    )
+    st.file_uploader("Upload an image", type=IMAGE_TYPES, key=f"{key}_upload", on_change=_on_upload, args=(key,))
+    if source == "sample":
+        return sample_input(sample_by_file(file))
+    kept = st.session_state.get(_kept_upload(key))
+    if kept is None:
+        st.info("Upload an image, or switch back to a sample.")
+    return kept
 
 
 def uploaded_images(key: str) -> list[ImageInput]:

@@ -1,4 +1,8 @@
-"""Spatial Bias Explorer: ``streamlit run app/main.py`` from the repository root."""
+"""Spatial Bias Explorer: ``streamlit run app/main.py`` (from any working folder).
+
+``st.navigation`` below is the only router: the pages live in ``views/`` (not ``pages/``, which
+Streamlit would auto-discover), so a deep link such as ``/throughput`` runs this file first.
+"""
 from __future__ import annotations
 
 import sys
@@ -7,27 +11,32 @@ from pathlib import Path
 import streamlit as st
 
 _ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, the pages import the app package
+if str(_ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, the views import the app package
     sys.path.insert(0, str(_ROOT))
 
-from app import state  # noqa: E402
+from app import guard, look, memory, state  # noqa: E402
 
-_PAGES = Path(__file__).resolve().parent / "pages"
+_VIEWS = Path(__file__).resolve().parent / "views"
+PAGES = [  # (file and URL path in views/, title, icon)
+    ("intro", "What is spatial bias?", ":material/school:"),
+    ("explore", "Explore", ":material/image_search:"),
+    ("compare", "Compare attributions", ":material/compare:"),
+    ("receptive_field", "Effective receptive field", ":material/blur_on:"),
+    ("throughput", "Throughput", ":material/speed:"),
+    ("models", "Models", ":material/deployed_code:"),
+]
 
 st.set_page_config(page_title="Spatial Bias Explorer", page_icon=":material/grid_on:", layout="wide")
-
+memory.keep_widget_values()
 navigation = st.navigation(
-    [
-        st.Page(_PAGES / "explore.py", title="Explore", icon=":material/image_search:", default=True),
-        st.Page(_PAGES / "compare.py", title="Compare attributions", icon=":material/compare:"),
-        st.Page(_PAGES / "receptive_field.py", title="Effective receptive field", icon=":material/blur_on:"),
-        st.Page(_PAGES / "throughput.py", title="Throughput", icon=":material/speed:"),
-        st.Page(_PAGES / "models.py", title="Models", icon=":material/deployed_code:"),
-    ]
+    [st.Page(_VIEWS / f"{name}.py", title=title, icon=icon, url_path=name, default=index == 0)
+     for index, (name, title, icon) in enumerate(PAGES)]
 )
 st.sidebar.title("Spatial Bias Explorer")
 st.sidebar.caption("Global context without attention: spatial bias (Go & Ryu, 2023) next to plain and non-local ResNets.")
 state.device_picker()
+look.presentation_switch()
 if state.user_models():
     st.sidebar.caption("Your checkpoints this session: " + ", ".join(state.user_models()))
-navigation.run()
+with guard.page_guard(navigation.title):
+    navigation.run()

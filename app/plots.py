@@ -18,6 +18,8 @@ from plotly.colors import get_colorscale, sample_colorscale
 from plotly.subplots import make_subplots
 from PIL import Image
 
+from app import look
+
 COLOUR_MAPS = ["inferno", "viridis", "magma", "plasma", "cividis", "turbo", "RdBu_r"]
 _MIME = {".csv": "text/csv", ".json": "application/json", ".png": "image/png", ".md": "text/markdown"}
 
@@ -62,6 +64,13 @@ def enlarge(view: np.ndarray, min_side: int = 448) -> Image.Image:
     image = Image.fromarray(view)
     scale = max(1, int(np.ceil(min_side / min(image.size))))
     return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+
+
+def display_image(image: Image.Image, min_side: int = 256) -> Image.Image:
+    """An uploaded or sample image for display: small ones (e.g. 28x28) enlarged with sharp pixels."""
+    if min(image.size) >= min_side:
+        return image
+    return enlarge(np.asarray(image), min_side)
 
 
 def png_bytes(image: Image.Image | np.ndarray) -> bytes:
@@ -140,22 +149,21 @@ def heatmap_grid(
     titles: Sequence[str],
     *,
     cmap: str = "inferno",
-    shared_scale: bool = False,
     columns: int = 4,
     height_per_row: int = 220,
 ) -> go.Figure:
-    """Small multiples of 2D maps; ``shared_scale`` puts them all on one colour range."""
+    """Small multiples of 2D maps on one colour range, with its colour bar."""
     count = len(maps)
     columns = min(columns, count)
     rows = int(np.ceil(count / columns))
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.03, vertical_spacing=0.08)
-    low = float(min(np.min(m) for m in maps)) if shared_scale else None
-    high = float(max(np.max(m) for m in maps)) if shared_scale else None
+    low = float(min(np.min(m) for m in maps))
+    high = float(max(np.max(m) for m in maps))
     for index, values in enumerate(maps):
         row, col = divmod(index, columns)
         fig.add_trace(
             go.Heatmap(
-                z=values, colorscale=colour_scale(cmap), zmin=low, zmax=high, showscale=shared_scale and index == 0,
+                z=values, colorscale=colour_scale(cmap), zmin=low, zmax=high, showscale=index == 0, colorbar=dict(thickness=12, len=0.9),
                 hovertemplate="row %{y}, col %{x}: %{z:.3g}<extra></extra>",
             ),
             row=row + 1, col=col + 1,
@@ -189,6 +197,9 @@ def show_chart(fig: go.Figure, key: str, file_stem: str, data: pd.DataFrame | No
     Extra keyword arguments go to ``st.plotly_chart`` (e.g. ``on_select``); returns its value.
     """
     config = {"displaylogo": False, "toImageButtonOptions": {"filename": file_stem, "scale": 2}}
+    if fig.layout.height:
+        fig.update_layout(height=look.scaled(fig.layout.height))
+    fig.update_layout(font_size=look.font_size())
     event = st.plotly_chart(fig, key=key, config=config, **chart_kwargs)
     if data is not None:
         download("CSV", data, f"{file_stem}.csv", key=f"{key}_csv")
@@ -196,7 +207,8 @@ def show_chart(fig: go.Figure, key: str, file_stem: str, data: pd.DataFrame | No
 
 
 def download(label: str, data: pd.DataFrame | dict | list | bytes | str, file_name: str, key: str) -> None:
-    """A download button for a table (CSV), a JSON-able object, or ready bytes (PNG...)."""
+    """A download button for a table (CSV), a JSON-able object, or ready bytes (PNG...); its widget key
+    is ``key`` + ``_download``, which ``app.memory`` leaves alone."""
     if isinstance(data, pd.DataFrame):
         data = data.to_csv(index=False)
     elif isinstance(data, (dict, list)):
@@ -204,7 +216,7 @@ def download(label: str, data: pd.DataFrame | dict | list | bytes | str, file_na
     suffix = file_name[file_name.rfind("."):]
     st.download_button(
         f":material/download: {label}", data, file_name=file_name, mime=_MIME.get(suffix, "application/octet-stream"),
-        key=key, on_click="ignore",
+        key=f"{key}_download", on_click="ignore",
     )
 
 

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 import sbcore
-from sbcore.factory import resolve_model
 
 DEFAULT_MODEL = "sb_resnet38.fmnist"
 _USER_MODELS = "user_models"
@@ -80,7 +79,7 @@ def model_label(name: str) -> str:
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=24)
 def _registered_model(name: str, device: str) -> nn.Module:
-    return resolve_model(name).to(device).eval()
+    return sbcore.resolve_model(name).to(device).eval()
 
 
 def get_model(name: str) -> nn.Module:
@@ -95,3 +94,10 @@ def get_model(name: str) -> nn.Module:
 def model_key(name: str) -> str:
     """Cache key for results of a model: its name (unique per weights) and device."""
     return f"{name}@{current_device()}"
+
+
+def default_model(key: str, untrained: bool = False) -> None:
+    """Preselect the default model in the picker ``key`` unless it holds a model still on offer."""
+    names = model_names(untrained)
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]

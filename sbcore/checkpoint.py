@@ -18,8 +18,9 @@ from torch import nn
 from sbcore.errors import CheckpointError, SBCoreError
 from sbcore.models.build import build_model
 from sbcore.models.metadata import ModelMetadata
+from sbcore.schema import FORMAT, load_document
 
-FORMAT = "sbcore-checkpoint/1"
+_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ and torch.save's zip container
 
 
@@ -55,16 +56,11 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: ModelMetadata 
 
 
 def read_metadata(path: str | Path) -> tuple[ModelMetadata, dict]:
-    """Parse a checkpoint's JSON; returns the metadata and the raw document."""
+    """Parse and validate a checkpoint's JSON (see ``sbcore.schema``); returns the metadata and the raw document."""
     _, meta_path = checkpoint_paths(path)
     if not meta_path.is_file():
         raise CheckpointError(f"Metadata file {meta_path} is missing; a checkpoint is a .safetensors plus a .json.")
-    try:
-        document = json.loads(meta_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{meta_path.name} is not valid JSON metadata ({error}).") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT or "architecture" not in document:
-        raise CheckpointError(f"{meta_path.name} is not sbcore checkpoint metadata (expected format {FORMAT!r}).")
+    document = load_document(meta_path)
     return ModelMetadata.from_dict(document), document
 
 
@@ -80,7 +76,7 @@ def check_weights_file(path: str | Path) -> None:
     if head.startswith(_PICKLE_MAGIC):
         raise CheckpointError(
             f"{path.name} is a pickle/torch.save file, not safetensors; pickles can run code and are not "
-            "opened here. Convert it with sbcore.convert_reference_state_dict or save it as safetensors."
+            "opened here, so convert it with sbcore.convert_reference_state_dict or save it as safetensors."
         )
 
 
@@ -92,6 +88,17 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path.name} is truncated or not a safetensors file ({error}).") from None
+
+
+def check_tensors(state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights that are not floating point (batch-norm counters excepted) or hold NaN or inf."""
+    for key, tensor in state_dict.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        if tensor.dtype not in _FLOAT_DTYPES:
+            raise CheckpointError(f"{source}: tensor {key} has dtype {tensor.dtype}; weights must be floating point.")
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{source}: tensor {key} holds NaN or infinite values.")
 
 
 def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "state dict") -> None:
@@ -120,8 +127,10 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: 
 def load_checkpoint(path: str | Path, expected_sha256: str | None = None, map_location: str = "cpu") -> nn.Module:
     """Rebuild a model from ``path`` (.safetensors or .json, the other file beside it), in eval mode.
 
-    Raises CheckpointError naming the problem: missing or invalid metadata, unknown
-    architecture, pickle or truncated weights, sha256 mismatch, missing/unexpected/mis-shaped keys.
+    The metadata is validated against ``sbcore.schema`` and the weights are read and checked
+    (floating point, finite) before the model is built. Raises CheckpointError naming the
+    problem: missing or invalid metadata (the field), unknown architecture, pickle or truncated
+    weights, sha256 mismatch, non-finite or non-float tensors, missing/unexpected/mis-shaped keys.
     """
     metadata, document = read_metadata(path)
     weights_path, _ = checkpoint_paths(path)
@@ -135,12 +144,18 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None, map_lo
                 f"{weights_path.name} is corrupted or was replaced: sha256 {actual[:12]}... does not match "
                 f"the recorded {expected[:12]}...."
             )
+    state_dict = read_state_dict(weights_path)
+    check_tensors(state_dict, weights_path.name)
     try:
         model = build_model(metadata.architecture, **metadata.model_kwargs)
     except SBCoreError as error:
         raise CheckpointError(f"{weights_path.name}: {error}") from None
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{weights_path.name}: its model_kwargs do not fit {metadata.architecture} ({error}).") from None
-    load_weights(model, read_state_dict(weights_path), source=weights_path.name)
+    if metadata.class_names and len(metadata.class_names) != model.num_classes:
+        raise CheckpointError(
+            f"{weights_path.name}: class_names lists {len(metadata.class_names)} classes for a model with {model.num_classes} outputs."
+        )
+    load_weights(model, state_dict, source=weights_path.name)
     model.metadata = metadata
     return model.to(map_location).eval()

@@ -6,6 +6,7 @@ import sys
 
 from sbcore import cost, evaluate, model_card, train
 from sbcore.analysis import cli as analysis_cli
+from sbcore.cli_types import OneLineParser
 from sbcore.console import run_command
 
 SUBCOMMANDS = (
@@ -19,7 +20,7 @@ SUBCOMMANDS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``sbcore`` parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="sbcore", description="Spatial Bias Explorer command line.")
+    parser = OneLineParser(prog="sbcore", description="Spatial Bias Explorer command line.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for configure in SUBCOMMANDS:
         configure(subparsers)

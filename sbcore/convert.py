@@ -69,6 +69,18 @@ def convert_reference_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[st
     return converted
 
 
+def _load_failure(error: Exception) -> str:
+    """One sentence for a failed ``torch.load``, never torch's advice to retry with weights_only=False."""
+    text = str(error).strip()
+    if "Unsupported global" in text:
+        return ("Not a readable PyTorch state dict: it holds pickled Python objects besides tensors, which could "
+                "run code, so it is not opened; save only the state dict or convert it to safetensors.")
+    if text.startswith("Weights only load failed"):
+        return "Not a readable PyTorch state dict (the file is not a torch.save file)."
+    reason = text.split(". ")[0].splitlines()[0][:200] if text else "the file is empty or ends early"
+    return f"Not a readable PyTorch state dict ({type(error).__name__}: {reason})."
+
+
 def read_torch_state_dict(source: str | Path | bytes | BinaryIO) -> dict[str, torch.Tensor]:
     """Read a ``torch.save`` state dict with ``weights_only=True`` (no arbitrary code), unwrapping
     the usual ``{"state_dict": ...}`` / ``{"model": ...}`` containers."""
@@ -77,7 +89,7 @@ def read_torch_state_dict(source: str | Path | bytes | BinaryIO) -> dict[str, to
     try:
         loaded = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for bad files; all mean the same to a user
-        raise CheckpointError(f"Not a readable PyTorch state dict ({type(error).__name__}: {str(error)[:200]}).") from None
+        raise CheckpointError(_load_failure(error)) from None
     for wrapper in ("state_dict", "model", "model_state_dict"):
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
             loaded = loaded[wrapper]

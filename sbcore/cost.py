@@ -9,9 +9,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from sbcore.factory import create_model
+from sbcore.budget import check_memory
+from sbcore.cli_types import integer
+from sbcore.errors import SBCoreError
+from sbcore.factory import create_model, resolve_model
 from sbcore.layers import NonLocal2d, SpatialBias
-from sbcore.models.registry import plain_counterpart
+from sbcore.models.registry import list_models, plain_counterpart
+from sbcore.schema import MAX_CHANNELS, MAX_CLASSES, MAX_SIDE
 
 
 @dataclass
@@ -75,9 +79,13 @@ def count_flops(model: nn.Module, input_size: tuple[int, int, int]) -> int:
 
 
 def cost_report(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> CostReport:
-    """Parameters and FLOPs; ``input_size`` defaults to the model's preprocessing input size."""
+    """Parameters and FLOPs; ``input_size`` defaults to the model's preprocessing input size.
+
+    Raises MemoryBudgetError, before counting, when the forward pass would not fit the memory budget.
+    """
     metadata = getattr(model, "metadata", None)
     size = tuple(input_size or metadata.preprocessing.input_size)
+    check_memory(model, size)
     total, sb, nl, per_stage = count_parameters(model)
     architecture = metadata.architecture if metadata else type(model).__name__
     return CostReport(architecture, size, total, sb, nl, count_flops(model, size), per_stage)
@@ -105,21 +113,28 @@ def format_report(report: CostReport, baseline: CostReport | None = None) -> str
 
 
 def _run_info(args: argparse.Namespace) -> None:
-    kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("in_chans", args.in_chans)) if v}
-    model = create_model(args.model, **kwargs)
-    size = (model.metadata.preprocessing.input_size[0], args.input_size, args.input_size) if args.input_size else None
-    report = cost_report(model, size)
+    kwargs = {k: v for k, v in (("num_classes", args.num_classes), ("in_chans", args.in_chans)) if v is not None}
+    if kwargs and args.model not in list_models():
+        raise SBCoreError("--num-classes and --in-chans apply to registered architectures, not to shipped weights or checkpoints.")
+    model = resolve_model(args.model, **kwargs)
+    channels = model.metadata.preprocessing.input_size[0]
+    report = cost_report(model, (channels, args.input_size, args.input_size) if args.input_size else None)
     baseline = None
-    if plain_counterpart(args.model) != args.model:
-        baseline = cost_report(create_model(plain_counterpart(args.model), **kwargs), report.input_size)
+    plain = plain_counterpart(report.architecture)
+    if plain != report.architecture:
+        baseline = cost_report(create_model(plain, num_classes=model.num_classes, in_chans=channels), report.input_size)
     print(format_report(report, baseline))
 
 
 def configure_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``sbcore info MODEL``."""
     parser = subparsers.add_parser("info", help="parameters (total, added by SB/NL, per stage) and FLOPs of a model")
-    parser.add_argument("model", help="registered architecture, e.g. sb_resnet50 or sb_resnet38")
-    parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
-    parser.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default: the model's)")
-    parser.add_argument("--in-chans", type=int, default=None, help="input channels (default: the model's)")
+    parser.add_argument("model", help="registered architecture (sb_resnet50), shipped weights (sb_resnet38.fmnist) "
+                        "or a checkpoint path")
+    parser.add_argument("--input-size", type=integer(8, MAX_SIDE), default=None,
+                        help=f"square input side, 8 to {MAX_SIDE} (default: the model's)")
+    parser.add_argument("--num-classes", type=integer(1, MAX_CLASSES), default=None,
+                        help="classifier outputs (default: the model's)")
+    parser.add_argument("--in-chans", type=integer(1, MAX_CHANNELS), default=None,
+                        help="input channels (default: the model's)")
     parser.set_defaults(run=_run_info)

@@ -10,7 +10,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from sbcore.data import LabelledSamples, limited_test_split, load_dataset
+from sbcore.cli_types import MAX_WORKERS, integer, positive_int
+from sbcore.data import DATASETS, LabelledSamples, limited_test_split, load_dataset
 from sbcore.errors import SBCoreError
 from sbcore.factory import resolve_model
 
@@ -133,9 +134,11 @@ def configure_cli(subparsers: argparse._SubParsersAction) -> None:
         "eval", help="recompute test metrics of a checkpoint and check them against its metadata"
     )
     parser.add_argument("checkpoint", help="checkpoint path (.safetensors or .json) or shipped weights (sb_resnet38.fmnist)")
-    parser.add_argument("--dataset", default=None, help="dataset kind (default: the one the checkpoint was trained on)")
+    parser.add_argument("--dataset", default=None, choices=DATASETS,
+                        help="dataset kind (default: the one the checkpoint was trained on)")
     parser.add_argument("--data", default=None, help="dataset folder (default: the training run's, or found automatically)")
-    parser.add_argument("--limit", type=int, default=None, help="first N test images (default: as recorded in the checkpoint)")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="first N test images (default: as recorded in the checkpoint)")
     parser.add_argument("--samples", default=None, metavar="DIR", help="evaluate the labelled images of DIR/samples.json instead")
-    parser.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    parser.add_argument("--workers", type=integer(0, MAX_WORKERS), default=0, help="data-loader worker processes")
     parser.set_defaults(run=_run_eval)

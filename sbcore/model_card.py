@@ -6,6 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
+from sbcore.cli_types import output_file
 from sbcore.cost import cost_report
 from sbcore.factory import resolve_model
 
@@ -75,5 +76,5 @@ def configure_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``sbcore card MODEL``."""
     parser = subparsers.add_parser("card", help="print or write a model card (Markdown) from a checkpoint's metadata")
     parser.add_argument("model", help="shipped weights (e.g. sb_resnet38.fmnist) or a checkpoint path")
-    parser.add_argument("--out", default=None, help="write the card to this file instead of printing it")
+    parser.add_argument("--out", type=output_file, default=None, help="write the card to this file instead of printing it")
     parser.set_defaults(run=_run_card)

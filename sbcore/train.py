@@ -29,11 +29,13 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from sbcore.checkpoint import save_checkpoint
+from sbcore.cli_types import MAX_BATCH, MAX_WORKERS, OneLineParser, integer, output_folder, positive_int, real, seed
 from sbcore.console import run_command
 from sbcore.data import DATASETS, DatasetSpec, limited_test_split, load_dataset
 from sbcore.evaluate import evaluate, evaluation_loader
 from sbcore.factory import create_model
 from sbcore.models.metadata import ModelMetadata
+from sbcore.schema import MAX_SIDE
 
 
 @dataclass
@@ -313,27 +315,34 @@ def train(config: TrainConfig) -> Path | None:
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Command-line options mirroring TrainConfig."""
-    parser = parser or argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = parser or OneLineParser(
+        prog="python -m sbcore.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     defaults = TrainConfig()
     parser.add_argument("--model", default=defaults.model, help="registered architecture, e.g. sb_resnet38 (see sbcore.list_models())")
     parser.add_argument("--dataset", default=defaults.dataset, choices=DATASETS, help="dataset kind")
     parser.add_argument("--data", default=None, help="dataset folder (Fashion-MNIST: found automatically)")
-    parser.add_argument("--output", default=defaults.output, help="folder for log, state and checkpoint")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="training epochs")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per step per process")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate for a global batch of 128")
-    parser.add_argument("--momentum", type=float, default=defaults.momentum, help="SGD momentum (Nesterov)")
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="on weights, not BN/bias")
-    parser.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs, help="linear warm-up length")
-    parser.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing, help="cross-entropy smoothing")
-    parser.add_argument("--val-size", type=int, default=defaults.val_size, help="training images held out for validation")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for weights, split and order")
+    parser.add_argument("--output", type=output_folder, default=defaults.output, help="folder for log, state and checkpoint")
+    parser.add_argument("--epochs", type=integer(1, 10_000), default=defaults.epochs, help="training epochs")
+    parser.add_argument("--batch-size", type=integer(1, MAX_BATCH), default=defaults.batch_size,
+                        help="images per step per process")
+    parser.add_argument("--lr", type=real(0, 10, above_low=True), default=defaults.lr,
+                        help="peak learning rate for a global batch of 128")
+    parser.add_argument("--momentum", type=real(0, 1), default=defaults.momentum, help="SGD momentum (Nesterov)")
+    parser.add_argument("--weight-decay", type=real(0, 1), default=defaults.weight_decay, help="on weights, not BN/bias")
+    parser.add_argument("--warmup-epochs", type=real(0, 10_000), default=defaults.warmup_epochs, help="linear warm-up length")
+    parser.add_argument("--label-smoothing", type=real(0, 1), default=defaults.label_smoothing,
+                        help="cross-entropy smoothing")
+    parser.add_argument("--val-size", type=positive_int, default=defaults.val_size,
+                        help="training images held out for validation")
+    parser.add_argument("--seed", type=seed, default=defaults.seed, help="seed for weights, split and order")
     parser.add_argument("--amp", default=defaults.amp, choices=("auto", "bf16", "fp16", "none"), help="autocast dtype")
     parser.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="keep NCHW layout")
-    parser.add_argument("--workers", type=int, default=defaults.workers, help="data-loader worker processes")
-    parser.add_argument("--image-size", type=int, default=None, help="input size for ImageFolder data")
-    parser.add_argument("--limit-train", type=int, default=None, help="use only this many training images")
-    parser.add_argument("--limit-test", type=int, default=None, help="evaluate on only this many test images")
+    parser.add_argument("--workers", type=integer(0, MAX_WORKERS), default=defaults.workers,
+                        help="data-loader worker processes")
+    parser.add_argument("--image-size", type=integer(8, MAX_SIDE), default=None, help="input size for ImageFolder data")
+    parser.add_argument("--limit-train", type=positive_int, default=None, help="use only this many training images")
+    parser.add_argument("--limit-test", type=positive_int, default=None, help="evaluate on only this many test images")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/train_state.pt")
     return parser
 

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torchvision
@@ -11,6 +14,8 @@ import sbcore
 from sbcore.cli import main as cli_main
 from sbcore.cost import cost_report, count_parameters
 from sbcore.models.registry import plain_counterpart
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _params(name: str, **kwargs) -> int:
@@ -94,5 +99,6 @@ def test_plain_counterpart_strips_the_variant_prefix():
 
 def test_sbcore_info_piped_into_a_reader_that_already_closed_prints_no_traceback():
     # `true` exits before sbcore has counted FLOPs, so every write meets a closed pipe
-    result = subprocess.run("sbcore info resnet38 | true", shell=True, capture_output=True, text=True, timeout=300)
+    command = f"{shlex.quote(sys.executable)} -m sbcore info resnet38 | true"
+    result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.stderr == ""

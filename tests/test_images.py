@@ -153,3 +153,13 @@ def test_non_square_images_are_cropped_in_the_centre():
     image.paste((255, 255, 255), (30, 0, 60, 30))  # the middle third is white
     view = model_view(image, GRAY_28)
     assert view.shape == (28, 28) and view.min() > 200
+
+
+def test_every_interpolation_the_schema_allows_has_a_resampling_filter():
+    from sbcore.images import _RESAMPLE
+    from sbcore.schema import INTERPOLATIONS
+
+    assert set(_RESAMPLE) == set(INTERPOLATIONS)
+    image = Image.effect_noise((50, 40), 60).convert("RGB")
+    for name in INTERPOLATIONS:
+        assert model_view(image, Preprocessing(input_size=(3, 16, 16), interpolation=name)).shape == (16, 16, 3)

@@ -1,6 +1,6 @@
 """Analysis instruments: spatial-bias maps and attention, Captum attributions, effective
 receptive fields and throughput, for any sbcore ResNet."""
-from sbcore.analysis.attribution import ATTRIBUTION_METHODS, Attribution, attribute, normalise_heatmap
+from sbcore.analysis.attribution import ATTRIBUTION_METHODS, BASELINES, Attribution, attribute, make_baseline, normalise_heatmap
 from sbcore.analysis.erf import (
     AREA_THRESHOLDS,
     ERFResult,
@@ -18,6 +18,7 @@ __all__ = [
     "AREA_THRESHOLDS",
     "ATTRIBUTION_METHODS",
     "Attribution",
+    "BASELINES",
     "BlockMaps",
     "BranchStep",
     "DTYPES",
@@ -28,6 +29,7 @@ __all__ = [
     "attribute",
     "effective_receptive_field",
     "format_throughput_table",
+    "make_baseline",
     "measure_throughput",
     "noise_images",
     "non_local_blocks",

@@ -22,10 +22,14 @@ from sbcore.analysis.erf import effective_receptive_field, noise_images, radial_
 from sbcore.analysis.maps import check_spatial_bias_block, spatial_bias_maps, spatial_bias_steps
 from sbcore.analysis.predict import class_label
 from sbcore.analysis.throughput import DTYPES, format_throughput_table, measure_throughput
+from sbcore.budget import check_memory
+from sbcore.cli_types import MAX_BATCH, device, integer, output_folder, real, seed
 from sbcore.errors import SBCoreError
 from sbcore.images import load_image, model_view, preprocess
 from sbcore.factory import resolve_model
+from sbcore.schema import MAX_CLASSES, MAX_SIDE
 
+TERMINAL_ONLY = None  # tqdm's disable=None: progress bars on a terminal only, so pipes and logs get results and errors
 MODEL_HELP = (
     "a registered architecture at random initialisation (sb_resnet50, resnet38, ...), shipped weights "
     "as ARCH.TAG (sb_resnet38.fmnist), or a checkpoint path (.safetensors or .json)"
@@ -41,12 +45,6 @@ def _model_key(spec: str) -> str:
     """The name a model gets in tables: the spec itself, or a checkpoint's file stem."""
     path = Path(spec)
     return path.with_suffix("").name if path.suffix in (".safetensors", ".json") or path.exists() else spec
-
-
-def _out_dir(args: argparse.Namespace) -> Path:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _write_json(path: Path, data: object) -> Path:
@@ -71,8 +69,9 @@ def _input(model: nn.Module, image_path: str, invert: bool, device: str) -> tupl
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="folder for the PNG and JSON/CSV results (created if missing)")
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--out", type=output_folder, required=True,
+                        help="folder for the PNG and JSON/CSV results (created if missing)")
+    parser.add_argument("--device", type=device, default="cpu", help="torch device: cpu, cuda or cuda:N (default: cpu)")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -90,12 +89,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_maps(args: argparse.Namespace) -> None:
-    model, out = load_model(args.model, args.device), _out_dir(args)
+    model, out = load_model(args.model, args.device), Path(args.out)
+    check_memory(model, model.metadata.preprocessing.input_size)
     query = tuple(args.query)
     if args.steps:
         check_spatial_bias_block(model, args.steps)  # before any work is done
-    for image_path in tqdm(args.images, desc="maps", unit="image"):
-        x, view = _input(model, image_path, args.invert, args.device)
+    inputs = [(path, *_input(model, path, args.invert, args.device)) for path in args.images]  # every file checked first
+    for image_path, x, view in tqdm(inputs, desc="maps", unit="image", disable=TERMINAL_ONLY):
         result = spatial_bias_maps(model, x, query=query, top_k=args.top_k)
         stem = Path(image_path).stem
         if result.spatial_bias:
@@ -128,9 +128,9 @@ def configure_maps(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_common(parser)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, GIF, BMP, TIFF, WebP)")
-    parser.add_argument("--query", nargs=2, type=float, default=(0.5, 0.5), metavar=("ROW", "COL"),
+    parser.add_argument("--query", nargs=2, type=real(0, 1), default=(0.5, 0.5), metavar=("ROW", "COL"),
                         help="non-local query position as fractions of the image height and width (default: 0.5 0.5)")
-    parser.add_argument("--top-k", type=int, default=5, help="number of predictions to report (default: 5)")
+    parser.add_argument("--top-k", type=integer(1, 100), default=5, help="number of predictions to report, 1 to 100 (default: 5)")
     parser.add_argument("--steps", metavar="BLOCK", default=None,
                         help="also draw the step-through of this block's spatial-bias branch, e.g. layer1.0")
     parser.set_defaults(run=_run_maps)
@@ -140,11 +140,13 @@ def configure_maps(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_explain(args: argparse.Namespace) -> None:
-    model, out = load_model(args.model, args.device), _out_dir(args)
+    model, out = load_model(args.model, args.device), Path(args.out)
+    batch = max(args.internal_batch_size, args.smoothgrad_samples if args.smoothgrad else 1)
+    check_memory(model, model.metadata.preprocessing.input_size, batch)
     x, view = _input(model, args.image, args.invert, args.device)
     stem = Path(args.image).stem
     attributions, report = [], {"model": args.model, "image": args.image, "methods": {}}
-    for method in tqdm(args.method, desc="explain", unit="method"):
+    for method in tqdm(args.method, desc="explain", unit="method", disable=TERMINAL_ONLY):
         result = attribute(
             model, x, method, args.target, stage=args.stage, n_steps=args.steps,
             internal_batch_size=args.internal_batch_size, smoothgrad=args.smoothgrad,
@@ -174,15 +176,18 @@ def configure_explain(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("image", metavar="IMAGE", help="an image file (PNG, JPEG, GIF, BMP, TIFF, WebP)")
     parser.add_argument("--method", nargs="+", choices=list(ATTRIBUTION_METHODS), default=["integrated_gradients"],
                         help="one or more methods (default: integrated_gradients)")
-    parser.add_argument("--target", type=int, default=None, help="class index to explain (default: the predicted one)")
+    parser.add_argument("--target", type=integer(0, MAX_CLASSES - 1), default=None,
+                        help="class index to explain (default: the predicted one)")
     parser.add_argument("--stage", default=None, help="Grad-CAM stage, e.g. layer3 (default: the last stage)")
-    parser.add_argument("--steps", type=int, default=32, help="Integrated Gradients path steps (default: 32)")
-    parser.add_argument("--internal-batch-size", type=int, default=16,
+    parser.add_argument("--steps", type=integer(1, 1_000), default=32,
+                        help="Integrated Gradients path steps, 1 to 1000 (default: 32)")
+    parser.add_argument("--internal-batch-size", type=integer(1, MAX_BATCH), default=16,
                         help="inputs per forward pass inside IG and Occlusion; lower it to save memory (default: 16)")
     parser.add_argument("--smoothgrad", action="store_true",
                         help="average each gradient method over noisy copies of the image (SmoothGrad)")
-    parser.add_argument("--smoothgrad-samples", type=int, default=8, help="noisy copies for SmoothGrad (default: 8)")
-    parser.add_argument("--noise-std", type=float, default=0.15,
+    parser.add_argument("--smoothgrad-samples", type=integer(1, 256), default=8,
+                        help="noisy copies for SmoothGrad, 1 to 256 (default: 8)")
+    parser.add_argument("--noise-std", type=real(0, 10), default=0.15,
                         help="SmoothGrad noise as a fraction of the input's value range (default: 0.15)")
     parser.set_defaults(run=_run_explain)
 
@@ -194,16 +199,18 @@ def _erf_images(args: argparse.Namespace, model: nn.Module) -> torch.Tensor:
     channels, height, width = model.metadata.preprocessing.input_size
     if args.images == ["noise"]:
         size = args.input_size or height
+        check_memory(model, (channels, size, size), args.count)  # the noise images are made at once, then batched
         return noise_images(args.count, (channels, size, size), seed=args.seed)
     if args.input_size:
         raise SBCoreError("--input-size applies to noise images; image files use the model's preprocessing.")
+    check_memory(model, (channels, height, width), len(args.images))
     return torch.cat([_input(model, path, args.invert, "cpu")[0] for path in args.images])
 
 
 def _run_erf(args: argparse.Namespace) -> None:
-    model, out = load_model(args.model, args.device), _out_dir(args)
+    model, out = load_model(args.model, args.device), Path(args.out)
     images = _erf_images(args, model)
-    with tqdm(total=len(images), desc=f"erf {args.stage}", unit="image") as bar:
+    with tqdm(total=len(images), desc=f"erf {args.stage}", unit="image", disable=TERMINAL_ONLY) as bar:
         result = effective_receptive_field(model, images, args.stage, progress=_tqdm_progress(bar),
                                            batch_size=args.batch_size)
     stem = f"erf_{args.stage}"
@@ -240,11 +247,12 @@ def configure_erf(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stage", required=True, help="stage whose centre output is traced, e.g. layer2")
     parser.add_argument("--images", nargs="+", default=["noise"], metavar="IMAGE",
                         help='image files, or "noise" for random normal images (default: noise)')
-    parser.add_argument("--count", type=int, default=16, help="number of noise images (default: 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise images (default: 0)")
-    parser.add_argument("--input-size", type=int, default=None,
-                        help="square side of the noise images (default: the model's input size)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per forward/backward pass (default: 8)")
+    parser.add_argument("--count", type=integer(1, 1_024), default=16, help="number of noise images, 1 to 1024 (default: 16)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the noise images (default: 0)")
+    parser.add_argument("--input-size", type=integer(8, MAX_SIDE), default=None,
+                        help=f"square side of the noise images, 8 to {MAX_SIDE} (default: the model's input size)")
+    parser.add_argument("--batch-size", type=integer(1, 256), default=8,
+                        help="images per forward/backward pass, 1 to 256 (default: 8)")
     parser.set_defaults(run=_run_erf)
 
 
@@ -258,8 +266,10 @@ def _run_bench(args: argparse.Namespace) -> None:
         raise SBCoreError("The models expect different numbers of input channels; benchmark them separately.")
     first = next(iter(models.values())).metadata.preprocessing.input_size
     size = args.input_size or first[1]
-    out = _out_dir(args)
-    with tqdm(desc="bench", unit="run") as bar:
+    for model in models.values():
+        check_memory(model, (first[0], size, size), max(args.batch_sizes))
+    out = Path(args.out)
+    with tqdm(desc="bench", unit="run", disable=TERMINAL_ONLY) as bar:
         rows = measure_throughput(
             models, args.batch_sizes, (first[0], size, size), device=args.device, dtype=args.dtype,
             channels_last=args.channels_last, compile=args.compile, min_run_time=args.min_run_time,
@@ -287,15 +297,17 @@ def configure_bench(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help=MODEL_HELP)
     _add_output_options(parser)
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8], help="batch sizes (default: 1 8)")
-    parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the first model's)")
+    parser.add_argument("--batch-sizes", nargs="+", type=integer(1, MAX_BATCH), default=[1, 8],
+                        help=f"batch sizes, 1 to {MAX_BATCH} (default: 1 8)")
+    parser.add_argument("--input-size", type=integer(8, MAX_SIDE), default=None,
+                        help=f"square input side, 8 to {MAX_SIDE} (default: the first model's)")
     parser.add_argument("--dtype", choices=list(DTYPES), default="fp32",
                         help="fp32, or bf16/fp16 through autocast (default: fp32)")
     parser.add_argument("--channels-last", action="store_true", help="use the channels_last memory format")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models first")
-    parser.add_argument("--min-run-time", type=float, default=1.0,
+    parser.add_argument("--min-run-time", type=real(0, 60, above_low=True), default=1.0,
                         help="seconds of timing per model and batch size, split over the rounds (default: 1.0)")
-    parser.add_argument("--rounds", type=int, default=3, help="round-robin passes over the models (default: 3)")
+    parser.add_argument("--rounds", type=integer(1, 100), default=3, help="round-robin passes over the models, 1 to 100 (default: 3)")
     parser.set_defaults(run=_run_bench)
 
 

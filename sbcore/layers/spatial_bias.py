@@ -56,8 +56,8 @@ class SpatialBias(nn.Module):
     def mix(self, pooled: torch.Tensor) -> torch.Tensor:
         """(B, K, R, R) pooled features -> (B, N, R, R) spatial-bias maps: the paper's Conv1d, as written.
 
-        The readable definition, used by ``steps``; ``forward`` computes the same numbers with
-        ``mix_as_matmul``.
+        The readable definition, kept as the reference the tests hold ``mix_as_matmul`` to; ``forward``
+        and ``steps`` compute the same numbers with ``mix_as_matmul`` (relative error <= 1e-5).
         """
         batch = pooled.shape[0]
         # Grid positions become Conv1d channels so every output position sees every input one.
@@ -84,10 +84,11 @@ class SpatialBias(nn.Module):
         return self.mix_as_matmul(self.pool(self.channel_reduction(x)))
 
     def steps(self, x: torch.Tensor, output_size: tuple[int, int]) -> SpatialBiasSteps:
-        """Run the branch step by step and keep every intermediate tensor."""
+        """Run the branch step by step and keep every intermediate tensor (the same kernels as ``forward``,
+        so the last step equals the maps the block uses)."""
         reduced = self.channel_reduction(x)
         pooled = self.pool(reduced)
-        mixed = self.mix(pooled)
+        mixed = self.mix_as_matmul(pooled)
         return SpatialBiasSteps(reduced, pooled, mixed, upsample_maps(mixed, output_size))
 
 

@@ -73,3 +73,43 @@ def test_unknown_grad_cam_stage_is_refused(sb, image):
 def test_smoothgrad_on_occlusion_is_refused(sb, image):
     with pytest.raises(SBCoreError, match="Occlusion"):
         attribute(sb, image, "occlusion", smoothgrad=True)
+
+
+def test_integrated_gradients_adds_steps_until_completeness_is_within_the_bound(sb, image):
+    result = attribute(sb, image, "integrated_gradients", target=4, max_completeness_error=0.01)
+    with torch.no_grad():
+        gap = float(sb(image)[0, 4] - sb(torch.zeros_like(image))[0, 4])
+    assert result.completeness_error == pytest.approx(abs(result.raw.sum() - gap) / abs(gap), rel=1e-3, abs=1e-6)
+    assert result.completeness_error < 0.01 or result.n_steps == 256
+    coarse = attribute(sb, image, "integrated_gradients", target=4, n_steps=4)
+    assert coarse.n_steps == 4 and coarse.completeness_error > result.completeness_error
+
+
+@pytest.fixture
+def half_grey(sb):
+    """The SB model with preprocessing mean 0.5 and std 0.25, so black is (0 - 0.5) / 0.25 = -2."""
+    from sbcore.models.metadata import ModelMetadata, Preprocessing
+
+    saved = getattr(sb, "metadata", None)
+    sb.metadata = ModelMetadata("sb_resnet38", preprocessing=Preprocessing(input_size=(1, 28, 28), mean=(0.5,), std=(0.25,)))
+    yield sb
+    sb.metadata = saved
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "occlusion"])
+def test_black_baseline_gives_zero_attribution_where_the_image_is_black(half_grey, method):
+    x = torch.full((1, 1, 28, 28), -2.0)
+    x[..., 8:20, 8:20] = 2.0  # a bright square on black
+    result = attribute(half_grey, x, method, target=1, baseline="black")
+    assert result.baseline == "black"
+    far = np.ones((28, 28), bool)
+    far[3:25, 3:25] = False  # farther from the square than any 7-pixel occlusion window (stride 3) reaches
+    inside = np.abs(result.raw[8:20, 8:20]).max()
+    assert inside > 0 and np.abs(result.raw[far]).max() <= 1e-4 * inside  # zero up to batched float rounding
+
+
+def test_baselines_differ_and_an_unknown_one_is_refused(half_grey, image):
+    maps = {b: attribute(half_grey, image, "occlusion", target=0, baseline=b).raw for b in ("black", "blurred", "mean")}
+    assert not np.allclose(maps["black"], maps["mean"]) and not np.allclose(maps["blurred"], maps["mean"])
+    with pytest.raises(SBCoreError, match="black, blurred, mean"):
+        attribute(half_grey, image, "occlusion", baseline="white")

@@ -21,14 +21,16 @@ SAMPLES = ROOT / "assets" / "samples"
 
 @pytest.fixture
 def open_page():
-    """``open_page("compare", **state)``: an AppTest session run once on that page, with widget
-    values preset through session state (keys as in the page) before the first run of the page."""
+    """``open_page("compare", query={...}, **state)``: an AppTest session run once on that page, with
+    URL parameters ``query`` and widget values preset through session state (keys as in the page)
+    before the first run of the page."""
 
-    def run(page: str, **preset) -> AppTest:
+    def run(page: str, query: dict[str, str] | None = None, **preset) -> AppTest:
         at = AppTest.from_file(str(MAIN), default_timeout=180)
         at.run()
-        if page != "explore":
-            at.switch_page(f"pages/{page}.py")
+        if page != "intro":
+            at.switch_page(f"views/{page}.py")
+        at.query_params = dict(query or {})
         for key, value in preset.items():
             at.session_state[key] = value
         return at.run()

@@ -7,7 +7,7 @@ from playwright.sync_api import sync_playwright
 
 import sbcore
 from app.inputs import light_background
-from app.screenshots import CHROMIUM, CHROMIUM_ARGS, start_server, wait_idle
+from tools.screenshots import CHROMIUM, CHROMIUM_ARGS, start_server, wait_idle
 from sbcore.analysis import predict
 from sbcore.images import load_image, preprocess
 
@@ -32,7 +32,7 @@ def test_uploaded_sample_gets_a_prediction_and_spatial_bias_overlay_in_the_brows
     with start_server(log) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url, timeout=300_000)
+        page.goto(f"{url}/explore", timeout=300_000)
         page.get_by_text("Predicted:").wait_for(timeout=300_000)
         print(f"first prediction rendered {time.monotonic() - started:.1f} s after starting the server")
         wait_idle(page)
@@ -51,4 +51,40 @@ def test_uploaded_sample_gets_a_prediction_and_spatial_bias_overlay_in_the_brows
     if expected[0].probability - expected[1].probability > 0.01:  # not a near tie that float noise could flip
         assert label == expected[0].label
     assert (tmp_path / "explore_upload.png").stat().st_size > 10_000
+    assert "Traceback" not in log.read_text()
+
+
+PREPARED = "explore?model=nl_resnet38.fmnist&source=sample&sample=fmnist_0018_bag.png"
+DEEP_LINKS = {  # URL path -> the page's title
+    "intro": "What is spatial bias?", "explore": "Explore", "compare": "Compare attributions",
+    "receptive_field": "Effective receptive field", "throughput": "Throughput", "models": "Models",
+}
+
+
+def test_prepared_link_and_every_deep_link_work_on_a_fresh_server_started_elsewhere(tmp_path):
+    log = tmp_path / "server.log"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with start_server(log, cwd=elsewhere) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for path, title in DEEP_LINKS.items():  # each in a new context: a first request, as from a bookmark
+            page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+            page.goto(f"{url}/{path}", timeout=300_000)
+            page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=300_000)
+            wait_idle(page)
+            text = page.inner_text("body")
+            assert "Something went wrong" not in text and "ModuleNotFoundError" not in text, path
+            assert "Presentation mode" in text, path  # main.py ran: the sidebar is the app's, not Streamlit's page list
+
+        page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+        page.goto(f"{url}/{PREPARED}", timeout=300_000)
+        page.get_by_text("fmnist_0018_bag.png: 28x28").wait_for(timeout=300_000)
+        wait_idle(page)
+        assert page.get_by_role("heading", name="Explore", exact=True).count() == 1
+        model_box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Model").first
+        shown = model_box.inner_text() + " ".join(box.input_value() for box in model_box.locator("input").all())
+        assert "nl_resnet38.fmnist" in shown
+        assert "Non-local attention" in page.inner_text("body")  # the page follows the linked model
+        assert "model=nl_resnet38.fmnist" in page.url and "sample=fmnist_0018_bag.png" in page.url
+        browser.close()
     assert "Traceback" not in log.read_text()

@@ -8,15 +8,20 @@ def _predictions(at) -> list[str]:
     return [m.value for m in at.markdown if m.value.startswith("Predicted:")]
 
 
-def test_default_compares_the_four_shipped_models_with_integrated_gradients(open_page):
+def test_nothing_runs_before_a_click_then_the_four_shipped_models_are_compared_with_integrated_gradients(open_page):
     at = open_page("compare")
     assert not at.exception, at.exception
     assert at.multiselect(key="compare_models").value == [
         "resnet38.fmnist", "sb_resnet38.fmnist", "nl_resnet38.fmnist", "sbnl_resnet38.fmnist"
     ]
     assert at.selectbox(key="compare_method").value == "integrated_gradients"
+    assert not _predictions(at) and "press Run" in at.info[0].value
+    at.button(key="compare_run").click().run()
+    assert not at.exception, at.exception
     assert len(_predictions(at)) == 4
-    assert sum("convergence delta" in c.value for c in at.caption) == 4
+    errors = [float(c.value.split("Completeness error: ")[1].split("%")[0]) for c in at.caption
+              if c.value.startswith("Completeness error")]
+    assert len(errors) == 4 and all(error < 5 for error in errors)
 
 
 def test_one_target_class_and_another_method_for_two_models(open_page):
@@ -26,11 +31,13 @@ def test_one_target_class_and_another_method_for_two_models(open_page):
     assert not at.exception, at.exception
     classes = sbcore.create_model("resnet38.fmnist", pretrained=True).metadata.class_names
     at.selectbox(key="compare_target").set_value(classes.index("Bag")).run()
+    at.button(key="compare_run").click().run()
     assert not at.exception, at.exception
     assert len(_predictions(at)) == 2
     assert [c.value for c in at.caption if c.value.startswith("Attributing class")] == ["Attributing class: Bag"] * 2
     at.selectbox(key="compare_method").set_value("grad_cam").run()
     assert not at.exception, at.exception
+    assert any("earlier settings" in c.value for c in at.caption) and len(_predictions(at)) == 2
     assert at.selectbox(key="compare_stage").value == "layer3"
 
 
@@ -45,5 +52,6 @@ def test_bad_upload_shows_the_error_instead_of_maps(open_page):
     at = open_page("compare", compare_models=["resnet38.fmnist", "sb_resnet38.fmnist"], compare_method="saliency")
     at.file_uploader(key="compare_upload").set_value(("empty.webp", b"", "image/webp")).run()
     assert not at.exception, at.exception
+    assert at.radio(key="compare_source").value == "upload"
     assert len(at.error) == 1 and "empty" in at.error[0].value
     assert not _predictions(at)

@@ -43,7 +43,7 @@ def test_uploaded_checkpoint_joins_the_pickers_of_other_pages(open_page, checkpo
     assert not at.exception, at.exception
     name = at.selectbox(key="models_model").value
     assert name.startswith("my_sb.safetensors [") and "Loaded" in at.success[0].value
-    at.switch_page("pages/explore.py").run()
+    at.switch_page("views/explore.py").run()
     assert name in at.selectbox(key="explore_model").options
     at.selectbox(key="explore_model").set_value(name).run()
     assert not at.exception, at.exception

@@ -1,9 +1,9 @@
 """Screenshots of every page for docs/, taken in headless Chromium against a real server.
 
-    python -m app.screenshots [--out docs] [--chromium /usr/bin/chromium]
+    python -m tools.screenshots [--out docs] [--chromium /usr/bin/chromium]
 
-Starts ``streamlit run app/main.py`` on a free port, opens each page (running the ERF and the
-benchmark with their default settings), saves ``<out>/<page>.png`` and prints the time from
+Starts ``streamlit run app/main.py`` on a free port, opens each page (running the attributions, the
+ERF and the benchmark with their default settings), saves ``<out>/<page>.png`` and prints the time from
 starting the server to the first rendered prediction. ``start_server`` and ``wait_idle`` are
 shared with the end-to-end test.
 """
@@ -36,18 +36,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def start_server(log_path: Path, port: int | None = None, timeout: float = 90.0) -> Iterator[str]:
+def start_server(log_path: Path, port: int | None = None, timeout: float = 90.0, cwd: Path = ROOT) -> Iterator[str]:
     """Run the app headless on localhost, yield its URL once healthy, stop it afterwards.
 
+    ``cwd`` is the server's working folder (the app must not depend on it); the settings of
+    ``.streamlit/config.toml`` that matter are repeated on the command line for that reason.
     The server's stdout and stderr go to ``log_path`` (checked for tracebacks by the tests).
     """
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+             "--browser.gatherUsageStats", "false"],
+            cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + timeout
@@ -125,7 +128,7 @@ def _visit_pages(out: Path, chromium: str, log: Path, started: float) -> float:
     with start_server(log) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        _open(page, url, "Predicted:")
+        _open(page, f"{url}/explore", "Predicted:")
         first_prediction = time.monotonic() - started
         capture(page, out / "explore.png")
 
@@ -140,7 +143,10 @@ def _visit_pages(out: Path, chromium: str, log: Path, started: float) -> float:
         wait_idle(page)
         capture(page, out / "explore_non_local.png")
 
-        _open(page, f"{url}/compare", "Attributing class")
+        _open(page, f"{url}/compare", "Run")
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_text("Attributing class").first.wait_for(timeout=300_000)
+        wait_idle(page)
         capture(page, out / "compare.png")
 
         _open(page, f"{url}/receptive_field", "Compute")
@@ -159,6 +165,10 @@ def _visit_pages(out: Path, chromium: str, log: Path, started: float) -> float:
         page.get_by_role("tab", name="Accuracy").click()
         page.wait_for_timeout(1000)
         capture(page, out / "models.png")
+
+        _open(page, url, "What is spatial bias?")
+        page.locator('[data-testid="stGraphVizChart"] svg').first.wait_for(timeout=60_000)
+        capture(page, out / "intro.png")
         browser.close()
     return first_prediction
 

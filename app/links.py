@@ -1,0 +1,69 @@
+"""Shareable state: a page's main settings mirrored in the URL (``st.query_params``), so a prepared
+link such as ``/explore?model=sb_resnet38.fmnist&sample=fmnist_0009_sneaker.png`` reopens the same
+page, model and image.
+
+A page lists its parameters as ``Param``s; ``pull`` (before its widgets) applies a value that came
+from outside (a new link), ``push`` (after them) writes the current values back. A value the app
+itself wrote is never re-applied, so moving a control is never undone by the URL.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+_PUSHED = "_url_pushed"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One URL parameter bound to a widget key; ``options`` lists the values it may take."""
+
+    name: str
+    key: str
+    options: Callable[[], Sequence[Any]]
+    many: bool = False  # a multiselect: comma-separated in the URL
+
+    def decode(self, text: str) -> Any | None:
+        """The widget value for a URL text, or None when it names no available option."""
+        by_text = {str(option): option for option in self.options()}
+        if self.many:
+            values = [by_text[part] for part in text.split(",") if part in by_text]
+            return values or None
+        return by_text.get(text)
+
+    def encode(self, value: Any) -> str:
+        return ",".join(map(str, value)) if self.many else str(value)
+
+
+def pull(params: Sequence[Param]) -> None:
+    """Apply URL values that the app did not write itself to the widgets' session state."""
+    pushed = st.session_state.setdefault(_PUSHED, {})
+    for param in params:
+        text = st.query_params.get(param.name)
+        if text is None or pushed.get(param.name) == text:
+            continue
+        value = param.decode(text)
+        if value is not None:
+            st.session_state[param.key] = value
+        pushed[param.name] = text
+
+
+def push(params: Sequence[Param]) -> None:
+    """Write the widgets' current values into the URL."""
+    pushed = st.session_state.setdefault(_PUSHED, {})
+    for param in params:
+        if param.key in st.session_state:
+            text = param.encode(st.session_state[param.key])
+            pushed[param.name] = text
+            if st.query_params.get(param.name) != text:
+                st.query_params[param.name] = text
+
+
+def drop(param: Param) -> None:
+    """Remove a parameter from the URL (for a value that is the default), forgetting it was written."""
+    st.session_state.setdefault(_PUSHED, {}).pop(param.name, None)
+    if param.name in st.query_params:
+        del st.query_params[param.name]

@@ -1,0 +1,153 @@
+"""Compare attributions: two to four models on the same image and target, one Captum method, one
+colour scale, each model's prediction (with its out-of-distribution notice) above its map. Runs on
+a click, with progress and Cancel; the last result stays, marked stale when a control changes."""
+from __future__ import annotations
+
+import streamlit as st
+from torch import nn
+
+from app import compute, inputs, links, look, memory, plots, state, tour, widgets
+from sbcore import analysis
+from sbcore.images import model_view
+
+PAGE = "compare"
+TOP1 = -1  # target option: every model explains its own top-1 class
+BASELINE_EFFECT = {
+    "black": "Black: the empty black background of Fashion-MNIST is the reference, so background pixels get exactly "
+             "zero and the map shows the garment only.",
+    "blurred": "Blurred: the reference keeps the coarse shape, so the map shows what fine detail (edges, texture) adds.",
+    "mean": "Dataset mean: a uniform grey reference; every pixel that differs from grey, the black background "
+            "included, can take attribution, which draws streaks in empty areas.",
+}
+COMPLETENESS_NOTE = (
+    "Integrated Gradients' attributions should add up to the change of the class score from the baseline to the "
+    "image; the error is how far they miss, as a share of that change (steps are added until it is under 5%)."
+)
+PARAMS = [
+    links.Param("models", "compare_models", lambda: state.model_names(), many=True),
+    links.Param("source", "compare_source", lambda: ["sample", "upload"]),
+    links.Param("sample", "compare_sample", inputs.sample_files),
+    links.Param("method", "compare_method", lambda: list(analysis.ATTRIBUTION_METHODS)),
+    links.Param("baseline", "compare_baseline", lambda: list(analysis.BASELINES)),
+]
+
+
+def header() -> None:
+    st.title("Compare attributions")
+    st.caption(
+        "Which pixels drive each model's decision? The same image, the same class and the same attribution method "
+        "for every model, on one colour scale."
+    )
+    tour.banner()
+
+
+def pick_models() -> list[str]:
+    st.session_state.setdefault("compare_models", state.shipped_family())
+    st.session_state["compare_models"] = [n for n in st.session_state["compare_models"] if n in state.model_names()]
+    return st.multiselect("Models (two to four)", state.model_names(), max_selections=4, format_func=state.model_label,
+                          key="compare_models")
+
+
+def settings_panel(models: dict[str, nn.Module], image, picked: inputs.ImageInput) -> dict:
+    """Method, target, Grad-CAM stage, baseline, SmoothGrad, inversion and display; returns the settings."""
+    first = next(iter(models.values())).metadata
+    shared_classes = all(m.metadata.class_names == first.class_names for m in models.values())
+    method = st.selectbox("Method", list(analysis.ATTRIBUTION_METHODS), format_func=analysis.ATTRIBUTION_METHODS.get,
+                          key="compare_method")
+    targets = [TOP1] + (list(range(len(first.class_names))) if shared_classes else [])
+    target = st.selectbox(
+        "Target class", targets, format_func=lambda t: "each model's top-1" if t == TOP1 else first.class_names[t],
+        key="compare_target", help=None if shared_classes else "The models have different classes: each explains its top-1.",
+    )
+    stages = [s for s in analysis.stage_names(next(iter(models.values())))
+              if all(s in analysis.stage_names(m) for m in models.values())]
+    stage = st.selectbox("Grad-CAM stage", stages, index=len(stages) - 1, key="compare_stage") if method == "grad_cam" else None
+    baseline = "black"
+    if method in ("integrated_gradients", "occlusion"):
+        st.session_state.setdefault("compare_baseline", "black")
+        baseline = st.radio("Baseline (the reference input)", list(analysis.BASELINES), format_func=analysis.BASELINES.get,
+                            horizontal=True, key="compare_baseline")
+        st.caption(BASELINE_EFFECT[baseline])
+    smoothgrad = st.checkbox(
+        "SmoothGrad (average over noisy copies)", key="compare_smoothgrad", disabled=method in ("occlusion", "grad_cam")
+    ) and method not in ("occlusion", "grad_cam")
+    invert = st.checkbox(
+        "Invert colours", value=first.preprocessing.dark_background and inputs.light_background(image),
+        key=f"compare_invert_{picked.digest}", help=inputs.INVERT_HELP,
+    )
+    return {"method": method, "target": None if target == TOP1 else target, "stage": stage, "baseline": baseline,
+            "smoothgrad": smoothgrad, "invert": invert}
+
+
+def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, settings: dict, signature: tuple) -> None:
+    """Attribute with every model, one step per model, keeping what is done if the run is stopped."""
+    results = {}
+    with memory.Run(PAGE, len(models), "Attributing") as run:
+        for name, model in models.items():
+            run.step(f"{name} ({run.done + 1} of {len(models)})")
+            key = state.model_key(name)
+            results[name] = (
+                compute.predictions(model, key, picked.data, settings["invert"]),
+                compute.attribution(model, key, picked.data, settings["invert"], settings["method"], settings["target"],
+                                    settings["stage"], settings["baseline"], settings["smoothgrad"]),
+                compute.familiarity(model, name, picked.data, settings["invert"]),
+            )
+            run.advance()
+            memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False, extra={"image": picked, **settings}))
+    memory.remember(PAGE, memory.Stored(signature, results, seconds=run.seconds, extra={"image": picked, **settings}))
+
+
+def show_results(stored: memory.Stored, opacity: float, cmap: str) -> None:
+    """One column per model: name, prediction and familiarity, the map over the model's view, downloads."""
+    picked, invert, method = stored.extra["image"], stored.extra["invert"], stored.extra["method"]
+    image = inputs.open_image(picked)
+    st.caption(
+        f"{analysis.ATTRIBUTION_METHODS[method]} on {picked.name}: |attribution| divided by its own 99th percentile, "
+        "so every map shares one 0-1 colour scale; compare where the evidence sits, not its absolute size."
+        + (f" Took {stored.seconds:.1f} s." if stored.complete else "")
+    )
+    for column, (name, (predictions, attribution, familiarity)) in zip(st.columns(len(stored.value)), stored.value.items()):
+        model = state.get_model(name)
+        view = model_view(image, model.metadata.preprocessing, invert)
+        classes = model.metadata.class_names
+        with column:
+            st.markdown(f"#### {look.breakable(state.model_label(name))}")
+            widgets.prediction(predictions[0], familiarity)
+            st.caption(f"Attributing class: {classes[attribution.target] if classes else attribution.target}")
+            figure = plots.image_figure(view, attribution.heatmap, cmap=cmap, opacity=opacity, zmin=0.0, zmax=1.0, height=300)
+            plots.show_chart(figure, f"compare_map_{name}", f"{name}_{method}", plots.map_frame(attribution.heatmap))
+            plots.download("Overlay PNG", plots.overlay_png(view, attribution.heatmap, cmap, opacity, 0.0, 1.0),
+                           f"{name}_{method}.png", key=f"compare_png_{name}")
+            if attribution.completeness_error is not None:
+                st.caption(f"Completeness error: {attribution.completeness_error:.1%} of the logit gap "
+                           f"({attribution.n_steps} steps).", help=COMPLETENESS_NOTE)
+    if any(a.completeness_error is not None for _, a, _ in stored.value.values()):
+        st.caption(COMPLETENESS_NOTE)
+
+
+header()
+links.pull(PARAMS)
+chosen = pick_models()
+settings_column, picture = st.columns([1, 1])
+with picture:
+    picked = inputs.image_picker("compare")
+image = inputs.open_image(picked) if picked else None
+if len(chosen) < 2:
+    st.warning("Pick at least two models to compare.")
+if len(chosen) < 2 or image is None:
+    st.stop()
+models = {name: state.get_model(name) for name in chosen}
+with settings_column:
+    settings = settings_panel(models, image, picked)
+    opacity = st.slider("Opacity", 0.0, 1.0, 0.65, 0.05, key="compare_opacity")
+    cmap = st.selectbox("Colour map", plots.COLOUR_MAPS, key="compare_cmap")
+links.push(PARAMS if settings["method"] in ("integrated_gradients", "occlusion") else PARAMS[:4])
+signature = (tuple(chosen), picked.digest, state.current_device(), *settings.values())
+if st.button("Run", type="primary", key="compare_run", icon=":material/play_arrow:"):
+    run_attributions(models, picked, settings, signature)
+stored = memory.recall(PAGE)
+if stored is None:
+    st.info("Choose models, an image and a method, then press Run.")
+    st.stop()
+memory.show_freshness(stored, signature, "Run")
+show_results(stored, opacity, cmap)

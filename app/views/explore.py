@@ -1,0 +1,203 @@
+"""Explore: one image through one model: top-5 with an out-of-distribution notice, the model's view,
+spatial-bias maps, one branch step by step, and non-local attention for a clicked query point."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+from torch import nn
+
+from app import compute, inputs, links, look, plots, state, tour, widgets
+from sbcore import analysis
+from sbcore.images import model_view
+
+PARAMS = [
+    links.Param("model", "explore_model", state.model_names),
+    links.Param("source", "explore_source", lambda: ["sample", "upload"]),
+    links.Param("sample", "explore_sample", inputs.sample_files),
+    links.Param("block", "explore_block", lambda: analysis.spatial_bias_blocks(state.get_model(st.session_state["explore_model"]))),
+]
+
+
+def header() -> None:
+    st.title("Explore")
+    st.caption(
+        "Pick an image and a model: see what it predicts, the pixels it actually sees, the global maps its "
+        "spatial-bias branches add, and where its non-local blocks look."
+    )
+    tour.banner()
+
+
+def pick_model_and_image() -> tuple[str, inputs.ImageInput | None]:
+    """The model and image pickers, side by side."""
+    names = state.model_names()
+    picker_model, picker_image = st.columns([1, 2])
+    name = picker_model.selectbox("Model", names, format_func=state.model_label, key="explore_model")
+    with picker_image:
+        picked = inputs.image_picker("explore")
+    return name, picked
+
+
+def query_point(height: int, width: int) -> tuple[str, str, tuple[float, float]]:
+    """Session keys of the non-local query sliders and the query as (row, col) fractions."""
+    row_key, col_key = f"explore_query_row_{height}", f"explore_query_col_{width}"
+    st.session_state.setdefault(row_key, height // 2)
+    st.session_state.setdefault(col_key, width // 2)
+    return row_key, col_key, ((st.session_state[row_key] + 0.5) / height, (st.session_state[col_key] + 0.5) / width)
+
+
+def prediction_row(name: str, model: nn.Module, picked: inputs.ImageInput, image: Image.Image,
+                   query: tuple[float, float]) -> tuple[np.ndarray, bool, analysis.MapsResult]:
+    """The original, the model's view and the top-5 with its familiarity; returns (view, invert, maps)."""
+    meta = model.metadata
+    channels, height, width = meta.preprocessing.input_size
+    original, seen, predicted = st.columns([1, 1, 1.4])
+    with seen:
+        invert = st.checkbox(
+            "Invert colours", value=meta.preprocessing.dark_background and inputs.light_background(image),
+            key=f"explore_invert_{picked.digest}_{name}", help=inputs.INVERT_HELP,
+        )
+    view = model_view(image, meta.preprocessing, invert)
+    result = compute.maps(model, state.model_key(name), picked.data, invert, query)
+    with original:
+        st.image(plots.display_image(image), caption=f"{picked.name}: {image.width}x{image.height}", width="stretch")
+    with seen:
+        st.image(plots.enlarge(view), caption=f"As the model sees it: {channels}x{height}x{width}", width="stretch")
+        plots.download("Model input PNG", plots.png_bytes(view), f"{picked.name}_model_input.png", key="explore_view_png")
+    with predicted:
+        widgets.prediction(result.predictions[0], compute.familiarity(model, name, picked.data, invert))
+        if picked.label:
+            st.caption(f"True label: {picked.label}")
+        if not meta.metrics:
+            st.caption("This checkpoint records no test accuracy: its predictions may mean little.")
+        frame = pd.DataFrame(
+            {"rank": range(1, len(result.predictions) + 1), "class": [p.label for p in result.predictions],
+             "probability": [p.probability for p in result.predictions]}
+        )
+        plots.show_chart(plots.predictions_figure(frame), "explore_top5", f"{name}_top5", frame)
+    return view, invert, result
+
+
+def spatial_bias_maps(name: str, blocks: list[str], view: np.ndarray, result: analysis.MapsResult) -> tuple[str, str]:
+    """One block's maps over the input and as computed; returns (block, colour map)."""
+    height, width = view.shape[:2]
+    st.header("Spatial-bias maps")
+    controls = st.columns(4)
+    if st.session_state.get("explore_block") not in blocks:
+        st.session_state["explore_block"] = blocks[-1]
+    block = controls[0].selectbox("Block", blocks, key="explore_block")
+    maps = result.spatial_bias[block]
+    map_index = controls[1].selectbox(
+        "Map", range(len(maps.raw)), format_func=lambda i: f"map {i + 1} of {len(maps.raw)}", key="explore_map"
+    )
+    opacity = controls[2].slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="explore_opacity")
+    cmap = controls[3].selectbox("Colour map", plots.COLOUR_MAPS, key="explore_cmap")
+    stats = maps.stats[map_index]
+    low, high = stats["min"], stats["max"]
+    overlay, raw = st.columns([1.2, 1])
+    with overlay:
+        figure = plots.image_figure(
+            view, maps.upsampled[map_index], cmap=cmap, opacity=opacity, zmin=low, zmax=high,
+            title=f"{block}, map {map_index + 1}, upsampled to {height}x{width}",
+        )
+        plots.show_chart(figure, "explore_overlay", f"{name}_{block}_map{map_index + 1}")
+        st.caption(f"min {low:.3g} · mean {stats['mean']:.3g} · max {high:.3g}")
+        plots.download(
+            "Overlay PNG", plots.overlay_png(view, maps.upsampled[map_index], cmap, opacity, low, high),
+            f"{name}_{block}_map{map_index + 1}.png", key="explore_overlay_png",
+        )
+    with raw:
+        grid = maps.raw.shape[-1]
+        titles = [f"map {i + 1} ({grid}x{grid})" for i in range(len(maps.raw))]
+        plots.show_chart(
+            plots.heatmap_grid(list(maps.raw), titles, cmap=cmap, columns=len(titles), height_per_row=240),
+            "explore_raw", f"{name}_{block}_raw_maps", plots.map_frame(maps.raw[map_index]),
+        )
+        st.caption(
+            "The raw R x R maps the branch computes, on one colour scale. Each is stacked on the block's 3x3-conv "
+            "output and mixed with the local features by the block's last 1x1 conv."
+        )
+    return block, cmap
+
+
+def branch_steps(name: str, model: nn.Module, picked: inputs.ImageInput, invert: bool, block: str, cmap: str) -> None:
+    """The branch of ``block`` one step at a time, with shapes and a sentence per step."""
+    st.header("Inside one spatial-bias branch")
+    steps = compute.branch_steps(model, state.model_key(name), picked.data, invert, block)
+    index = st.select_slider(
+        "Step", options=range(len(steps)), format_func=lambda i: f"{i + 1}. {steps[i].title}", key="explore_step"
+    )
+    step = steps[index]
+    st.markdown(f"**{step.title}**: shape `{tuple(step.shape)}`")
+    st.write(step.explanation)
+    shown = step.maps[:8]
+    plots.show_chart(
+        plots.heatmap_grid(list(shown), [f"channel {i + 1}" for i in range(len(shown))], cmap=cmap, columns=8,
+                           height_per_row=180),
+        "explore_steps", f"{name}_{block}_step{index + 1}", plots.map_frame(shown[0]),
+    )
+    if len(step.maps) > len(shown):
+        st.caption(f"Showing the first {len(shown)} of {len(step.maps)} channels.")
+    plots.download(
+        "All steps (JSON)",
+        [{"title": s.title, "shape": list(s.shape), "explanation": s.explanation} for s in steps],
+        f"{name}_{block}_steps.json", key="explore_steps_json",
+    )
+
+
+def non_local_attention(name: str, nl_blocks: list[str], view: np.ndarray, result: analysis.MapsResult,
+                        row_key: str, col_key: str, query: tuple[float, float]) -> None:
+    """Where a non-local block's query point looks; a click on the chart moves the query."""
+    height, width = view.shape[:2]
+    st.header("Non-local attention")
+    st.caption(
+        "A non-local block compares every position with every other one. Click a point on the image (or use the "
+        "sliders) to see which positions that query attends to."
+    )
+    settings, chart = st.columns([1, 2])
+    nl_block = settings.selectbox("Non-local block", nl_blocks, key="explore_nl_block")
+    settings.slider("Query row", 0, height - 1, key=row_key)
+    settings.slider("Query column", 0, width - 1, key=col_key)
+    attention = result.attention[nl_block]
+
+    def move_query() -> None:
+        position = plots.clicked_position(st.session_state["explore_attention"], view.shape)
+        if position is not None:
+            st.session_state[row_key] = min(int(position[0] * height), height - 1)
+            st.session_state[col_key] = min(int(position[1] * width), width - 1)
+
+    with chart:
+        figure = plots.image_figure(
+            view, attention, cmap=st.session_state.get("explore_cmap", "inferno"), opacity=0.65,
+            zmin=float(attention.min()), zmax=float(attention.max()), marker=query, click_grid=min(height, 28),
+            title=f"{nl_block}: attention of the query (cross)",
+        )
+        plots.show_chart(
+            figure, "explore_attention", f"{name}_{nl_block}_attention", plots.map_frame(attention),
+            on_select=move_query, selection_mode="points",
+        )
+
+
+header()
+state.default_model("explore_model")
+links.pull(PARAMS)
+name, picked = pick_model_and_image()
+links.push(PARAMS[:2] + (PARAMS[2:3] if st.session_state.get("explore_source") == "sample" else []))
+image = inputs.open_image(picked) if picked else None
+if image is None:
+    st.stop()
+model = state.get_model(name)
+_, height, width = model.metadata.preprocessing.input_size
+row_key, col_key, query = query_point(height, width)
+view, invert, result = prediction_row(name, model, picked, image, query)
+blocks = analysis.spatial_bias_blocks(model)
+if blocks:
+    block, cmap = spatial_bias_maps(name, blocks, view, result)
+    links.push(PARAMS[3:])
+    branch_steps(name, model, picked, invert, block, cmap)
+else:
+    st.info(f"{name} has no spatial-bias branches. Pick an sb_ or sbnl_ model to see them.")
+nl_blocks = analysis.non_local_blocks(model)
+if nl_blocks:
+    non_local_attention(name, nl_blocks, view, result, row_key, col_key, query)

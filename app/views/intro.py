@@ -1,0 +1,112 @@
+"""What is spatial bias? The landing page: a plain-language explanation, the branch drawn from the
+chosen model's real shapes, the paper's claims, how to read each page, and a one-click tour."""
+from __future__ import annotations
+
+import streamlit as st
+from torch import nn
+
+from app import compute, links, state, tour
+from sbcore import analysis
+from sbcore.paper import ARXIV_URL, PAPER_CLAIMS
+
+PARAMS = [links.Param("model", "intro_model", lambda: sb_models())]
+PAGE_GUIDE = {
+    "Explore": "one image through one model. Read the prediction first (and the notice beside it: is the image like "
+               "the training data?), then the maps each spatial-bias branch adds, and, for non-local models, where a "
+               "clicked point looks.",
+    "Compare attributions": "the same image and class for two to four models. Bright pixels are the evidence each "
+                            "model used; the colour scale is shared, so compare where, not how much.",
+    "Effective receptive field": "how far a stage's centre output can see. The dotted line marks what its "
+                                 "convolutions alone reach; a tail past it is global context.",
+    "Throughput": "how fast the architectures run on this machine, beside the paper's speed and parameter claims.",
+    "Models": "what each model is, costs and scores, in a sentence first, with its full card below.",
+}
+
+
+def sb_models() -> list[str]:
+    """Models on offer that have a spatial-bias branch to draw (shipped first)."""
+    return [name for name in state.model_names(untrained=True) if name.startswith(("sb_", "sbnl_"))]
+
+
+def explanation() -> None:
+    st.title("What is spatial bias?")
+    st.markdown(
+        "A convolution sees only a small window, so an ordinary ResNet learns how far-apart parts of an image "
+        "relate only late, if at all. **Non-local blocks** fix that with attention: every position compares itself "
+        "with every other one, which is costly. **Spatial bias** (Go & Ryu, 2023) gets global context without "
+        "attention: a tiny branch in each block squeezes the features into a few channels and a coarse grid, mixes "
+        "all grid cells with one 1D convolution, and stacks the resulting few *spatial-bias maps* onto the block's "
+        "features, so the next convolution sees local detail and a summary of the whole image together."
+    )
+
+
+def branch_diagram(model: nn.Module, name: str) -> None:
+    """The branch of the model's first spatial-bias block, with its real tensor shapes."""
+    steps = compute.branch_shapes(model, state.model_key(name))
+    (c, h, w), (k, _, _), (_, r, _), (n, _, _), (_, h2, w2) = (step.shape for step in steps)
+    block = analysis.spatial_bias_blocks(model)[0]
+    st.subheader(f"The branch, with {name}'s shapes (block {block})")
+    box = 'shape=box style="rounded,filled" fillcolor="{}" fontname="Helvetica"'
+    dot = f"""digraph {{
+        rankdir=LR; node [{box.format('#eef3fb')}]; edge [fontname="Helvetica" fontsize=10];
+        input [label="block features\\nC = {c} channels\\n{h} x {w}"];
+        reduce [label="1x1 conv + BN + ReLU\\nK = {k} channels\\n{h} x {w}"];
+        pool [label="average pool\\nK = {k} x R x R\\n(R = {r})"];
+        mix [label="Conv1d over the\\nR*R = {r * r} grid positions\\n(kernel 3 along K)", {box.format('#fde9c8')}];
+        maps [label="N = {n} maps\\n{r} x {r}"];
+        up [label="upsample\\nN = {n} x {h2} x {w2}"];
+        local [label="3x3 conv output\\n{c} x {h2} x {w2}"];
+        concat [label="concat\\n{c} + {n} channels", {box.format('#e3f4e1')}];
+        out [label="BN, ReLU,\\n1x1 conv -> {4 * c}\\n+ residual"];
+        input -> reduce -> pool -> mix -> maps -> up -> concat -> out;
+        input -> local [label="the block's own path"]; local -> concat;
+    }}"""
+    st.graphviz_chart(dot)
+    st.caption(
+        f"Each of the {r * r} grid positions is a channel of the 1D convolution, so every output map mixes every "
+        f"region of the image: that is the global (non-local) part, with {r * r * r * r * 3 + r * r:,} weights "
+        f"instead of an attention matrix over all {h * w} positions."
+    )
+
+
+def claims() -> None:
+    st.subheader("What the paper claims")
+    low, high = PAPER_CLAIMS["throughput_sb_over_nl"]
+    st.markdown(
+        f"From [{PAPER_CLAIMS['source']}]({ARXIV_URL}):\n"
+        f"- About {PAPER_CLAIMS['added_params_nl_over_sb']:.0f}x fewer added parameters than non-local blocks.\n"
+        f"- {low}x to {high}x more images per second than the non-local network.\n"
+        "- ImageNet-1K top-1 of ResNet-50 +0.79; CIFAR-100 top-1 about +1.5 (ResNet-38 error 23.98 -> 22.44).\n"
+        "- Spatial bias and non-local blocks together beat either alone.\n\n"
+        "The Throughput and Models pages measure the cost claims on this machine; the models here are small "
+        "ResNet-38s trained on Fashion-MNIST (28x28), where every stage-3 network already sees the whole image."
+    )
+
+
+def page_guide() -> None:
+    st.subheader("How to read each page")
+    st.markdown("\n".join(f"- **{page}**: {text}" for page, text in PAGE_GUIDE.items()))
+
+
+def tour_links() -> None:
+    st.subheader("Take the tour")
+    st.caption("Each stop opens a page with a model and an image already chosen, and says what to look at.")
+    for index in range(len(tour.STOPS)):
+        tour.stop_link(index)
+
+
+explanation()
+names = sb_models()
+state.default_model("intro_model", untrained=True)
+if st.session_state["intro_model"] not in names:
+    st.session_state["intro_model"] = names[0]
+links.pull(PARAMS)
+diagram, side = st.columns([3, 1])
+with side:
+    name = st.selectbox("Draw the branch of", names, format_func=state.model_label, key="intro_model")
+    links.push(PARAMS)
+with diagram:
+    branch_diagram(state.get_model(name), name)
+claims()
+page_guide()
+tour_links()

@@ -1,0 +1,31 @@
+"""Small pieces several pages show: a prediction with its out-of-distribution notice."""
+from __future__ import annotations
+
+import streamlit as st
+
+from sbcore.analysis import Prediction
+from sbcore.analysis.ood import Familiarity
+
+FAMILIARITY_HELP = (
+    "How familiar the input looks to the model: the distance of its last-stage features to the nearest "
+    "class's training features (Mahalanobis), ranked among the Fashion-MNIST test images. Below their 5th "
+    "percentile the input counts as unusual and the prediction should not be trusted."
+)
+
+
+def prediction(top: Prediction, familiarity: Familiarity | None) -> None:
+    """``Predicted: **label** (p%)`` with, beside it, how familiar the input looks to the model."""
+    st.markdown(f"Predicted: **{top.label}** ({top.probability:.1%})")
+    if familiarity is None:
+        st.caption("No familiarity calibration for this model, so no out-of-distribution check.")
+    elif familiarity.unusual:
+        st.warning(
+            f"Unlike the training images: less familiar to this model than {1 - familiarity.percentile:.0%} of the "
+            "Fashion-MNIST test images. The prediction is probably meaningless.",
+            icon=":material/report:",
+        )
+    else:
+        st.caption(
+            f":material/check_circle: Familiar input: scores above {familiarity.percentile:.0%} of the test images.",
+            help=FAMILIARITY_HELP,
+        )
