@@ -33,7 +33,7 @@ def test_app_device_switch_runs_the_explore_page_and_defaults_the_benchmark_to_t
     at.sidebar.radio(key="device").set_value("cpu").run()
     assert not at.exception, at.exception
     at.sidebar.radio(key="device").set_value("cuda").run()
-    at.switch_page("pages/throughput.py").run()
+    at.switch_page("views/throughput.py").run()
     assert not at.exception, at.exception
     assert at.selectbox(key="speed_device").value == "cuda"
 

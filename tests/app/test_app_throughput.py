@@ -52,8 +52,8 @@ def test_benchmark_reports_human_columns_intervals_and_the_paper_and_keeps_its_r
     assert at.dataframe[0].value.equals(results)
     assert any("controls changed" in i.value for i in at.info)
 
-    at.switch_page("pages/models.py").run()
-    at.switch_page("pages/throughput.py").run()
+    at.switch_page("views/models.py").run()
+    at.switch_page("views/throughput.py").run()
     assert not at.exception, at.exception
     assert at.dataframe[0].value.equals(results)
     assert at.slider(key="speed_rounds").value == 4  # controls come back as the user left them
@@ -90,7 +90,7 @@ def test_a_busy_machine_or_a_wide_interval_is_flagged_with_a_measure_again_butto
     assert not at.exception, at.exception
     warning = next(w.value for w in at.warning if "may be skewed" in w.value)
     assert "60% of the cores" in warning and "2 other session(s)" in warning and "intervals are wide" in warning
-    assert at.button(key="speed_again")
+    assert at.button(key="speed_again_run")
     assert "Run benchmark" not in [i.value for i in at.info]
 
 
