@@ -32,22 +32,6 @@ WAIT_TIMEOUT_S = 180.0  # longest a session waits for another session's benchmar
 BUSY_SHARE = 0.25  # other processes using more than this share of the cores makes the numbers suspect
 WIDE_INTERVAL = 0.10  # a ratio interval wider than 10% of the ratio is too uncertain to read
 RESULT = "speed_result"
-CONTROLS = ("speed_preset", "speed_models", "speed_batches", "speed_channels", "speed_side", "speed_device",
-            "speed_dtype", "speed_channels_last", "speed_compile", "speed_time", "speed_rounds")
-
-
-def remember_controls() -> None:
-    """Streamlit forgets a page's widget values when another page is shown; keep copies and restore them."""
-    for key in CONTROLS:
-        if key not in st.session_state and f"kept_{key}" in st.session_state:
-            st.session_state[key] = st.session_state[f"kept_{key}"]
-
-
-def keep_controls() -> None:
-    for key in CONTROLS:
-        if key in st.session_state:
-            st.session_state[f"kept_{key}"] = st.session_state[key]
-
 
 def apply_preset() -> None:
     models, channels, side = PRESETS[st.session_state["speed_preset"]]
@@ -135,7 +119,7 @@ def run_benchmark(settings: dict, requested: dict) -> None:
                 min_run_time=settings["min_run_time"], rounds=settings["rounds"],
                 progress=lambda done, total: progress.progress(done / total, text=f"Measured {done} of {total} turns"),
             )
-        except (SBCoreError, RuntimeError, MemoryError) as error:
+        except (SBCoreError, RuntimeError, ValueError, MemoryError) as error:
             st.error(f"The benchmark stopped: {str(error).splitlines()[0] if str(error) else type(error).__name__}.")
             return
         finally:
@@ -213,7 +197,7 @@ def results_ui(result: dict, current: dict) -> None:
     for row in rows:
         if row.error:
             st.warning(f"{row.model} at batch {row.batch_size}: {row.error}")
-    if warnings_ui(result) and st.button("Measure again", key="speed_again"):
+    if warnings_ui(result) and st.button("Measure again", key="speed_again_run"):
         run_benchmark(settings, result["requested"])
         st.rerun()
     frame = table(rows)
@@ -237,9 +221,7 @@ st.caption(
     "How fast is spatial bias next to a non-local block? Models are built with random weights at the input size you "
     "choose, then take turns on this machine, round after round, so a busy moment slows them all alike."
 )
-remember_controls()
-current = settings_ui()
-keep_controls()
+current = settings_ui()  # app.memory keeps these controls across page visits
 if st.button("Run benchmark", type="primary", key="speed_run", disabled=not current["models"] or not current["batch_sizes"]):
     fitted = fit_budget(current)
     if fitted is not None:

@@ -102,7 +102,7 @@ def estimate_benchmark(
     """
     try:
         costs = [model_cost(name, tuple(input_size)) for name in names]
-    except RuntimeError as error:
+    except (RuntimeError, ValueError) as error:
         raise SBCoreError(f"These models cannot run on a {'x'.join(map(str, input_size))} input: {error}") from None
     rate = device_gflops(device) * 1e9
     seconds = COMPILE_SECONDS * len(costs) if compile else 0.0

@@ -218,11 +218,13 @@ def time_interleaved(
     seconds_per_turn: float,
     after_turn: Callable[[], None] | None = None,
     synchronize: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> InterleavedTimes:
     """Time callables in turns: each round every run is called for ``seconds_per_turn`` (at least once),
     and each round starts one run later (ABC, BCA, CAB, ...), so neither a slow spell of a shared machine
     nor a fixed position in the order favours one of them. Runs must be warmed up; ``synchronize``
-    (e.g. ``torch.cuda.synchronize``) is called before each clock reading."""
+    (e.g. ``torch.cuda.synchronize``) is called before each reading of ``clock`` (seconds; wall time by default,
+    ``time.thread_time`` to leave out the time other processes had the core, valid for one-thread CPU work)."""
     names = list(runs)
     result = InterleavedTimes({n: [] for n in names}, {n: [] for n in names}, {}, None)
     others = _CpuShare()
@@ -231,7 +233,7 @@ def time_interleaved(
         for name in names[shift:] + names[:shift]:
             if name not in result.errors:
                 try:
-                    times = _turn(runs[name], seconds_per_turn, synchronize)
+                    times = _turn(runs[name], seconds_per_turn, synchronize, clock)
                     result.blocks[name].extend(times)
                     result.per_round[name].append(float(np.median(times)))
                 except RuntimeError as error:
@@ -242,7 +244,9 @@ def time_interleaved(
     return result
 
 
-def _turn(run: Callable[[], object], seconds: float, synchronize: Callable[[], None] | None) -> list[float]:
+def _turn(
+    run: Callable[[], object], seconds: float, synchronize: Callable[[], None] | None, clock: Callable[[], float]
+) -> list[float]:
     """Seconds per call of blocks of calls for about ``seconds``; blocks grow tenfold while shorter than
     MIN_BLOCK_SECONDS, so clock and synchronisation overheads stay small against the calls they time."""
     times: list[float] = []
@@ -250,12 +254,12 @@ def _turn(run: Callable[[], object], seconds: float, synchronize: Callable[[], N
     while not times or spent < seconds:
         if synchronize:
             synchronize()
-        start = time.perf_counter()
+        start = clock()
         for _ in range(number):
             run()
         if synchronize:
             synchronize()
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         spent += elapsed
         if elapsed < MIN_BLOCK_SECONDS and number < 10_000:
             number *= 10
@@ -275,19 +279,23 @@ def measure_throughput(
     min_run_time: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
     rounds: int = 8,
+    cpu_time: bool = False,
 ) -> list[ThroughputRow]:
     """Inference speed of each model (or model builder) at each batch size on random (B, *input_size) inputs.
 
-    Every model is warmed up, then the models take turns for ``rounds`` rounds (each round starts
-    one model later: ABCD, BCDA, ...), each turn ``min_run_time / rounds``
-    seconds. A row's median is the median of its per-round medians, its quartiles pool all its timed blocks; ratios (``sb_resnet50``
+    Every model is warmed up, then the models take turns for ``rounds`` rounds (each round starts one
+    model later: ABCD, BCDA, ...), each turn ``min_run_time / rounds`` seconds. A row's median is the
+    median of its per-round medians, its quartiles pool all its timed blocks; ratios (``sb_resnet50``
     over ``resnet50`` and over ``nl_resnet50``, when those are measured) pair the rounds and carry a
     bootstrap interval. A row whose model fails (CUDA out of memory, unsupported dtype, compile error)
-    gets ``error`` and the others go on.
+    gets ``error`` and the others go on. With ``cpu_time`` the clock is this thread's CPU time, which
+    leaves out the time other processes had the core (CPU with one torch thread only).
     """
     target = _check_arguments(device, dtype, batch_sizes)
     if rounds < 1:
         raise SBCoreError(f"rounds must be at least 1, got {rounds}.")
+    if cpu_time and (target.type != "cpu" or torch.get_num_threads() != 1):
+        raise SBCoreError("CPU-time measurement needs the CPU and one torch thread (torch.set_num_threads(1)).")
     prepared, costs = {}, {}
     for name, source in models.items():
         prepared[name], *costs[name] = _prepare(source, input_size, target, channels_last, compile)
@@ -314,7 +322,8 @@ def measure_throughput(
                 errors[name] = _short_error(error, target)
         live = {name: run for name, run in runs.items() if name not in errors}
         synchronize = (lambda: torch.cuda.synchronize(target)) if target.type == "cuda" else None
-        timing = time_interleaved(live, rounds, min_run_time / rounds, _tick, synchronize)
+        clock = time.thread_time if cpu_time else time.perf_counter
+        timing = time_interleaved(live, rounds, min_run_time / rounds, _tick, synchronize, clock)
         errors.update({name: _short_error(error, target) for name, error in timing.errors.items()})
         blocks, per_round, busy = timing.blocks, timing.per_round, timing.others_cpu_share
         for _ in range(rounds * (len(runs) - len(live))):
@@ -332,7 +341,9 @@ def measure_throughput(
     return rows
 
 
-def _row(name: str, batch_size: int, blocks: Sequence[float], rounds: Sequence[float], error: str | None) -> ThroughputRow:
+def _row(
+    name: str, batch_size: int, blocks: Sequence[float], rounds: Sequence[float], error: str | None
+) -> ThroughputRow:
     """A row with the latency statistics of one model at one batch size (the caller fills in the rest).
 
     The median is the median of the per-round medians, the same statistic the ratios use, so a row's img/s

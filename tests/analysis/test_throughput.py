@@ -144,3 +144,16 @@ def test_a_builder_is_measured_without_a_copy(plain):
         assert rows[0].error is None and rows[0].params_m == count_parameters(plain)[0] / 1e6
     finally:
         plain.eval()
+
+
+def test_cpu_time_measures_one_thread_and_refuses_several(plain):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        row = measure_throughput({"resnet38": plain}, [1], (1, 28, 28), cpu_time=True, **FAST)[0]
+        assert row.error is None and row.img_per_s > 0
+        torch.set_num_threads(2)
+        with pytest.raises(SBCoreError, match="one torch thread"):
+            measure_throughput({"resnet38": plain}, [1], (1, 28, 28), cpu_time=True, **FAST)
+    finally:
+        torch.set_num_threads(threads)

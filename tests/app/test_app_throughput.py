@@ -90,7 +90,7 @@ def test_a_busy_machine_or_a_wide_interval_is_flagged_with_a_measure_again_butto
     assert not at.exception, at.exception
     warning = next(w.value for w in at.warning if "may be skewed" in w.value)
     assert "60% of the cores" in warning and "2 other session(s)" in warning and "intervals are wide" in warning
-    assert at.button(key="speed_again")
+    assert at.button(key="speed_again_run")
     assert "Run benchmark" not in [i.value for i in at.info]
 
 
