@@ -56,7 +56,7 @@ def test_uploaded_sample_gets_a_prediction_and_spatial_bias_overlay_in_the_brows
 
 PREPARED = "explore?model=nl_resnet38.fmnist&source=sample&sample=fmnist_0018_bag.png"
 DEEP_LINKS = {  # URL path -> the page's title
-    "intro": "What is spatial bias?", "explore": "Explore", "compare": "Compare attributions",
+    "intro": "What is spatial bias?", "explore": "Explore", "global_context": "Global context", "compare": "Compare attributions",
     "receptive_field": "Effective receptive field", "throughput": "Throughput", "models": "Models",
 }
 
