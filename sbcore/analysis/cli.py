@@ -17,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from sbcore.analysis import figures
-from sbcore.analysis.attribution import ATTRIBUTION_METHODS, attribute
+from sbcore.analysis.attribution import ATTRIBUTION_METHODS, BASELINES, MAX_COMPLETENESS_ERROR, attribute
 from sbcore.analysis.erf import effective_receptive_field, noise_images, radial_profile
 from sbcore.analysis.maps import check_spatial_bias_block, spatial_bias_maps, spatial_bias_steps
 from sbcore.analysis.predict import class_label
@@ -148,16 +148,25 @@ def _run_explain(args: argparse.Namespace) -> None:
     attributions, report = [], {"model": args.model, "image": args.image, "methods": {}}
     for method in tqdm(args.method, desc="explain", unit="method", disable=TERMINAL_ONLY):
         result = attribute(
-            model, x, method, args.target, stage=args.stage, n_steps=args.steps,
+            model, x, method, args.target, stage=args.stage, n_steps=args.steps, baseline=args.baseline,
             internal_batch_size=args.internal_batch_size, smoothgrad=args.smoothgrad,
             smoothgrad_samples=args.smoothgrad_samples, noise_std=args.noise_std,
         )
         attributions.append(result)
         np.savetxt(out / f"{stem}_{method}.csv", result.raw, delimiter=",", fmt="%.6g")
         report["methods"][method] = {
-            "target": result.target, "label": class_label(model, result.target),
-            "convergence_delta": result.convergence_delta, "raw_csv": f"{stem}_{method}.csv",
+            "target": result.target, "label": class_label(model, result.target), "raw_csv": f"{stem}_{method}.csv",
         }
+        if result.completeness_error is not None:
+            report["methods"][method].update(
+                steps=result.n_steps, convergence_delta=result.convergence_delta,
+                completeness_error=result.completeness_error,
+            )
+            print(f"{ATTRIBUTION_METHODS[method]}: {result.n_steps} steps; the attributions add up to the change in "
+                  f"the class score from the baseline to the image within {result.completeness_error:.1%}")
+            if result.completeness_error >= MAX_COMPLETENESS_ERROR:
+                print(f"  that is above the {MAX_COMPLETENESS_ERROR:.0%} goal: read this map as approximate "
+                      "(more --steps, or another --baseline, may bring the error down)")
     labels = [class_label(model, a.target) for a in attributions]
     figures.save(figures.attribution_figure(view, attributions, labels), out / f"{stem}_explain.png")
     _write_json(out / f"{stem}_explain.json", report)
@@ -169,7 +178,7 @@ def configure_explain(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "explain", help="attribution maps of one image through Captum",
         description="Attribute a class score to the input pixels with Captum methods. Writes IMAGE_explain.png "
-        "(heatmaps on one [0, 1] scale), IMAGE_explain.json (target, label, IG convergence delta) and the raw "
+        "(heatmaps on one [0, 1] scale), IMAGE_explain.json (target, label; for Integrated Gradients its steps and completeness error: how far the attributions' sum misses the score change from the baseline, as a share of that change) and the raw "
         "(H, W) attribution of each method as IMAGE_METHOD.csv.",
     )
     _add_common(parser)
@@ -179,8 +188,11 @@ def configure_explain(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target", type=integer(0, MAX_CLASSES - 1), default=None,
                         help="class index to explain (default: the predicted one)")
     parser.add_argument("--stage", default=None, help="Grad-CAM stage, e.g. layer3 (default: the last stage)")
-    parser.add_argument("--steps", type=integer(1, 1_000), default=32,
-                        help="Integrated Gradients path steps, 1 to 1000 (default: 32)")
+    parser.add_argument("--steps", type=integer(1, 1_000), default=None,
+                        help="Integrated Gradients path steps, 1 to 1000 (default: as many as keep its completeness "
+                        "error under 5%% of the score change, 32 to 256)")
+    parser.add_argument("--baseline", choices=list(BASELINES), default="mean",
+                        help="reference input of Integrated Gradients and Occlusion (default: mean)")
     parser.add_argument("--internal-batch-size", type=integer(1, MAX_BATCH), default=16,
                         help="inputs per forward pass inside IG and Occlusion; lower it to save memory (default: 16)")
     parser.add_argument("--smoothgrad", action="store_true",

@@ -11,6 +11,8 @@ from sbcore.analysis.cli import load_model
 from sbcore.cli import main
 from sbcore.models.pretrained import CHECKPOINT_DIR
 
+SAMPLES = CHECKPOINT_DIR.parent / "samples"
+
 
 @pytest.fixture(scope="module")
 def shirt(tmp_path_factory):
@@ -42,6 +44,23 @@ def test_explain_writes_heatmaps_and_raw_maps(tmp_path, shirt):
     assert report["methods"]["saliency"]["target"] == 4 and report["methods"]["saliency"]["label"] == "Coat"
     assert np.loadtxt(tmp_path / "shirt_grad_cam.csv", delimiter=",").shape == (28, 28)
     assert (tmp_path / "shirt_explain.png").stat().st_size > 1000
+
+
+def test_explain_reports_integrated_gradients_completeness_as_a_share_of_the_score_change(tmp_path, shirt, capsys):
+    boot = SAMPLES / "fmnist_0000_ankle_boot.png"
+    assert main(["explain", "resnet38.fmnist", str(boot), "--method", "integrated_gradients", "--baseline", "black",
+                 "--out", str(tmp_path)]) == 0
+    entry = json.loads((tmp_path / "fmnist_0000_ankle_boot_explain.json").read_text())["methods"]["integrated_gradients"]
+    assert entry["steps"] >= 32 and 0 <= entry["completeness_error"] < 0.05
+    printed = capsys.readouterr().out
+    assert f"{entry['steps']} steps" in printed and f"within {entry['completeness_error']:.1%}" in printed
+    assert "above the 5% goal" not in printed
+    # a synthetic rectangle on white, not inverted, is far from the training data: 32 fixed steps miss by more
+    assert main(["explain", "resnet38.fmnist", str(shirt), "--method", "integrated_gradients", "--steps", "32",
+                 "--out", str(tmp_path)]) == 0
+    entry = json.loads((tmp_path / "shirt_explain.json").read_text())["methods"]["integrated_gradients"]
+    assert entry["steps"] == 32 and entry["completeness_error"] >= 0.05
+    assert "above the 5% goal" in capsys.readouterr().out
 
 
 def test_erf_on_noise_writes_metrics(tmp_path):
