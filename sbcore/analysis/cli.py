@@ -285,7 +285,7 @@ def _run_bench(args: argparse.Namespace) -> None:
         rows = measure_throughput(
             models, args.batch_sizes, (first[0], size, size), device=args.device, dtype=args.dtype,
             channels_last=args.channels_last, compile=args.compile, min_run_time=args.min_run_time,
-            progress=_tqdm_progress(bar), rounds=args.rounds,
+            progress=_tqdm_progress(bar), rounds=args.rounds, cpu_time=args.cpu_time,
         )
     records = [asdict(r) for r in rows]
     with open(out / "throughput.csv", "w", newline="") as handle:
@@ -302,10 +302,10 @@ def configure_bench(subparsers: argparse._SubParsersAction) -> None:
     """Add ``sbcore bench MODEL... --batch-sizes ... --out DIR``."""
     parser = subparsers.add_parser(
         "bench", help="inference throughput of models, measured interleaved",
-        description="Time inference with torch.utils.benchmark: warm-up, then the models take turns over several "
-        "rounds so ratios are fair on a busy machine. Reports img/s, median and IQR latency per batch, peak memory, "
-        "params, GFLOPs and img/s ratios against the plain model and the nl_ variant when they are in the run. "
-        "Writes throughput.csv, throughput.json and throughput.png.",
+        description="Time inference: a warm-up, then the models take turns in interleaved rounds (ABCD, BCDA, ...) so "
+        "a busy spell slows them alike. Reports img/s, median and quartile latency per batch, peak memory, params, "
+        "GFLOPs, and img/s ratios against the plain model and the nl_ variant when they are in the run, with 95%% "
+        "bootstrap intervals over the rounds. Writes throughput.csv, throughput.json and throughput.png.",
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help=MODEL_HELP)
     _add_output_options(parser)
@@ -319,7 +319,11 @@ def configure_bench(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the models first")
     parser.add_argument("--min-run-time", type=real(0, 60, above_low=True), default=1.0,
                         help="seconds of timing per model and batch size, split over the rounds (default: 1.0)")
-    parser.add_argument("--rounds", type=integer(1, 100), default=3, help="round-robin passes over the models, 1 to 100 (default: 3)")
+    parser.add_argument("--rounds", type=integer(1, 100), default=8,
+                        help="interleaved rounds over the models, 1 to 100; more rounds give narrower intervals (default: 8)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time by this thread's CPU time, which leaves out what other processes took (CPU, one "
+                        "thread: set OMP_NUM_THREADS=1)")
     parser.set_defaults(run=_run_bench)
 
 

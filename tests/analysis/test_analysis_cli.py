@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from sbcore.analysis import non_local_blocks, spatial_bias_blocks
@@ -93,6 +94,22 @@ def test_bench_writes_a_row_per_model_and_batch(tmp_path, capsys):
     assert "sb_resnet38.fmnist" in capsys.readouterr().out
 
 
+def test_bench_by_cpu_time_needs_one_thread_and_then_measures(tmp_path, capsys):
+    argv = ["bench", "resnet38.fmnist", "--batch-sizes", "1", "--min-run-time", "0.02", "--rounds", "2", "--cpu-time",
+            "--out", str(tmp_path)]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(argv) == 2
+        assert "one torch thread" in capsys.readouterr().err
+        torch.set_num_threads(1)
+        assert main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    rows = json.loads((tmp_path / "throughput.json").read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["img_per_s"] > 0
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -114,7 +131,7 @@ def test_user_errors_print_one_line(tmp_path, shirt, capsys, argv, message):
 
 
 @pytest.mark.parametrize("command, option", [("maps", "--query"), ("explain", "--smoothgrad"), ("erf", "--count"),
-                                             ("bench", "--channels-last")])
+                                             ("bench", "--channels-last"), ("bench", "--cpu-time")])
 def test_help_explains_the_options(capsys, command, option):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
