@@ -13,11 +13,11 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from sbcore.analysis.throughput import WARMUP_CALLS
+from sbcore.budget import largest_tensor_bytes
 from sbcore.errors import SBCoreError
 from sbcore.factory import create_model
-from sbcore.layers import NonLocal2d
 
-LIVE_ACTIVATIONS = 4  # a block's input, two intermediates and its output are alive at once
+LIVE_ACTIVATIONS = 4  # tensors as large as the largest one alive at once: a block's input, two intermediates, its output
 COMPILE_SECONDS = 60.0  # torch.compile of one ResNet on a CPU, a rough guess
 
 
@@ -27,7 +27,7 @@ class ModelCost:
 
     params: int
     flops: int  # per image
-    peak_activation_bytes: int  # per image, fp32
+    peak_activation_bytes: int  # per image, fp32: LIVE_ACTIVATIONS times the largest tensor (sbcore.budget)
 
 
 @dataclass(frozen=True)
@@ -43,26 +43,11 @@ def model_cost(name: str, input_size: tuple[int, int, int]) -> ModelCost:
     """Parameters, FLOPs and peak activation of an architecture at (C, H, W), on the meta device."""
     with torch.device("meta"):
         model = create_model(name, in_chans=input_size[0]).eval()
-    largest = [0]
-
-    def track(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: object) -> None:
-        if isinstance(output, torch.Tensor):
-            largest[0] = max(largest[0], output.numel() * LIVE_ACTIVATIONS)
-        if isinstance(module, NonLocal2d):  # the (HW, HkWk) affinity, when a backend materialises it
-            height, width = inputs[0].shape[-2:]
-            key_height, key_width = module.key_grid_size(height, width)
-            affinity = height * width * key_height * key_width
-            largest[0] = max(largest[0], affinity + inputs[0].numel() * LIVE_ACTIVATIONS)
-
-    handles = [m.register_forward_hook(track) for m in model.modules()]
-    try:
-        with FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, *input_size, device="meta"))
-    finally:
-        for handle in handles:
-            handle.remove()
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, *input_size, device="meta"))
     params = sum(p.numel() for p in model.parameters())
-    return ModelCost(params, int(counter.get_total_flops()), largest[0] * 4)
+    peak = largest_tensor_bytes(model, input_size) * LIVE_ACTIVATIONS
+    return ModelCost(params, int(counter.get_total_flops()), peak)
 
 
 @functools.lru_cache(maxsize=4)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from sbcore import create_model
-from sbcore.analysis.budget import estimate_benchmark, model_cost
+from sbcore.analysis.budget import LIVE_ACTIVATIONS, estimate_benchmark, model_cost
+from sbcore.budget import largest_tensor_bytes
 from sbcore.cost import count_flops, count_parameters
 from sbcore.errors import SBCoreError
 
@@ -39,3 +40,13 @@ def test_the_largest_page_request_is_predicted_to_be_far_over_budget():
 def test_an_unknown_model_is_refused_with_its_name():
     with pytest.raises(SBCoreError, match="no_such_net"):
         estimate_benchmark(["no_such_net"], [1], (3, 32, 32))
+
+
+def test_peak_memory_is_the_refusal_checks_largest_tensor_and_sees_the_non_local_affinity():
+    """One estimator of the largest tensor (sbcore.budget) serves both the refusals and the page's estimate."""
+    real = create_model("nl_resnet38", in_chans=1)
+    cost = model_cost("nl_resnet38", (1, 224, 224))
+    assert cost.peak_activation_bytes == largest_tensor_bytes(real, (1, 224, 224)) * LIVE_ACTIVATIONS
+    # layer2 at 112 x 112 queries 56 x 56 subsampled keys: a 12,544 x 3,136 fp32 affinity per image
+    assert cost.peak_activation_bytes >= 12_544 * 3_136 * 4
+    assert cost.peak_activation_bytes > 10 * model_cost("sb_resnet38", (1, 224, 224)).peak_activation_bytes
