@@ -15,10 +15,10 @@ _SHIPPED: dict[str, str] = {
     "nl_resnet38.fmnist": "fbe0bfff3dcc5f72d47c5f83e27def160ce425d961b712b5a9aac6efb28de79c",
     "sbnl_resnet38.fmnist": "8ac931ee4d88d0619617ca9eba692f6ad79eeabce9c450a03316809a5db88781",
     # global-context lab (issue 9): same-different canvases, seed 0; tools/ship_lab.py
-    "lab_resnet14.samediff": "3268724d26f8fbea160722b757e9993060bc4ecc473fedb5b8412aec8f782164",
-    "sb_lab_resnet14.samediff": "d9bb65c9875aef4436b7cefa7f23cf88559192d2db85c2ec1bebaa19783357bf",
-    "nl_lab_resnet14.samediff": "eb2120800470240f9069d230ceb5fa7c5e6a2249019026b3a1b8956bfb67dacd",
-    "sbnl_lab_resnet14.samediff": "1c05065dbc553b81bc931fd0a16084750b855b4ea50e78bea5a127ab4262376b",
+    "lab_resnet14.samediff": "376fdb6bd04439b52ff1247da4d7f2e3162608120186e646d38e197d5a7cae5a",
+    "sb_lab_resnet14.samediff": "cf390957fb4b74f642bbfe4c1d02f052a64620bf632483d06c92e362c8ffe908",
+    "nl_lab_resnet14.samediff": "8bd7e7c0e5f4aa6666875d5c2a01fcd85dd3d716ea449bc31c2cde4998411b1f",
+    "sbnl_lab_resnet14.samediff": "d4593ef30cf9a694237ed78a1345aaed83de8aeeba9bed048ad86c310535579f",
 }
 
 for _name, _sha256 in _SHIPPED.items():
