@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 import torch
 from torch import nn
@@ -129,22 +130,18 @@ def same_different_test():
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def same_probability(_model: nn.Module, model_key: str, item_a: int, item_b: int,
-                     centre_a: tuple[int, int], centre_b: tuple[int, int]) -> float:
-    """P(same) of one lab model for test items ``item_a`` and ``item_b`` centred at (row, col) pixels."""
+def same_probability(_model: nn.Module, model_key: str, canvas: np.ndarray) -> float:
+    """P(same) of one lab model for one (S, S) canvas in [0, 1] (``sbcore.lab.probe.place_pair``)."""
     from sbcore.lab import probe
 
-    items = same_different_test().items
-    canvas = probe.place_pair(items[item_a], items[item_b], centre_a, centre_b)
-    return float(probe.same_probability(_model, canvas[None])[0])
+    return float(probe.same_probability(_model, torch.as_tensor(canvas)[None])[0])
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def distance_sweep(_model: nn.Module, model_key: str, item_a: int, item_b: int, centre_a: tuple[int, int],
-                   direction: tuple[int, int]) -> tuple[list[int], list[float]]:
-    """Distances (px) and P(same) as item ``item_b`` moves away from ``item_a`` along ``direction``."""
+def distance_sweep(_model: nn.Module, model_key: str, item_a: np.ndarray, item_b: np.ndarray,
+                   centre_a: tuple[int, int], direction: tuple[int, int]) -> tuple[list[int], list[float]]:
+    """Distances (px) and P(same) as the (s, s) item ``item_b`` moves away from ``item_a`` along ``direction``."""
     from sbcore.lab import probe
 
-    items = same_different_test().items
-    distances, probabilities = probe.distance_sweep(_model, items[item_a], items[item_b], centre_a, direction)
+    distances, probabilities = probe.distance_sweep(_model, item_a, item_b, centre_a, direction)
     return list(distances), [float(p) for p in probabilities]

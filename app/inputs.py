@@ -61,7 +61,8 @@ def _kept_upload(key: str) -> str:
     return f"_upload_of_{key}"
 
 
-def _on_sample(key: str) -> None:
+def choose_sample(key: str) -> None:
+    """Widget callback: picking a sample switches the choice ``{key}_source`` to it."""
     st.session_state[f"{key}_source"] = "sample"
 
 
@@ -75,24 +76,35 @@ def _on_upload(key: str) -> None:
         st.session_state[f"{key}_source"] = "upload"
 
 
+def source_choice(key: str, label: str = "Image", sample_name: str = "Sample") -> str:
+    """The explicit choice "sample" or "upload" (session key ``{key}_source``, "sample" at first)."""
+    st.session_state.setdefault(f"{key}_source", "sample")
+    return st.radio(
+        label, ["sample", "upload"], format_func={"sample": sample_name, "upload": "My upload"}.get,
+        horizontal=True, key=f"{key}_source",
+    )
+
+
+def upload_box(key: str) -> ImageInput | None:
+    """The uploader (key ``{key}_upload``); an upload switches ``{key}_source`` to it and is kept for the
+    session, so leaving the page and coming back finds it again. Returns that upload, None before any."""
+    st.file_uploader("Upload an image", type=IMAGE_TYPES, key=f"{key}_upload", on_change=_on_upload, args=(key,))
+    return st.session_state.get(_kept_upload(key))
+
+
 def image_picker(key: str) -> ImageInput | None:
     """An explicit choice, "Sample" or "My upload", that always names the image shown.
 
-    Picking a sample or uploading a file switches the choice; the last upload is kept for the
-    session, so leaving the page and coming back shows it again. None while no upload exists.
+    Picking a sample or uploading a file switches the choice. None while no upload exists.
     """
-    st.session_state.setdefault(f"{key}_source", "sample")
-    source = st.radio(
-        "Image", ["sample", "upload"], format_func={"sample": "Sample", "upload": "My upload"}.get,
-        horizontal=True, key=f"{key}_source",
-    )
+    source = source_choice(key)
     file = st.selectbox(
-        "Sample image", sample_files(), format_func=_sample_label, key=f"{key}_sample", on_change=_on_sample, args=(key,)
+        "Sample image", sample_files(), format_func=_sample_label, key=f"{key}_sample", on_change=choose_sample,
+        args=(key,),
     )
-    st.file_uploader("Upload an image", type=IMAGE_TYPES, key=f"{key}_upload", on_change=_on_upload, args=(key,))
+    kept = upload_box(key)
     if source == "sample":
         return sample_input(sample_by_file(file))
-    kept = st.session_state.get(_kept_upload(key))
     if kept is None:
         st.info("Upload an image, or switch back to a sample.")
     return kept

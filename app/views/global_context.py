@@ -1,9 +1,13 @@
 """Global context: the same-different lab (issue 9). Two items on a 128 px canvas; are they of the same
 class? Beyond the plain network's receptive field no unit sees both items, so global average pooling
 cannot answer; spatial bias and non-local blocks can. Accuracy by distance from the shipped cards, a live
-probe (every model's P(same) for two placed items), and a distance sweep on a click."""
+probe (every model's P(same) for two placed items, test items or uploads), and a distance sweep on a click.
+The items, their sources and positions and the sweep direction live in the URL."""
 from __future__ import annotations
 
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from functools import partial
 from itertools import cycle
 
 import numpy as np
@@ -12,14 +16,15 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
 
-from app import compute, plots, state, tour
-from sbcore.lab import results
+from app import compute, inputs, links, memory, plots, state, tour
+from sbcore.lab import probe, results
 from sbcore.lab.same_different import DEFAULT_TASK
 
 PAGE = "gc"
 ITEM_NAMES = {1: "Trouser", 8: "Bag"}  # DEFAULT_TASK.item_classes (Fashion-MNIST)
 ITEMS_PER_CLASS = 8
 LOW, HIGH = DEFAULT_TASK.item_size // 2, DEFAULT_TASK.canvas_size - DEFAULT_TASK.item_size // 2
+DIRECTIONS = {"right": (0, 1), "down": (1, 0), "down-right": (1, 1)}
 
 
 def header() -> None:
@@ -109,46 +114,115 @@ def item_options() -> dict[int, int]:
     return {item: kind for kind in ITEM_NAMES for item in found[kind]}
 
 
+def centres() -> range:
+    """Every value of a centre slider (px): the item stays on the canvas."""
+    return range(LOW, HIGH + 1)
+
+
+def item_params(slot: str) -> list[links.Param]:
+    """The URL parameters of item ``slot`` ("a" or "b"): test item, source, centre row and column."""
+    key = f"gc_item_{slot}"
+    return [
+        links.Param(f"item_{slot}", key, lambda: list(item_options())),
+        links.Param(f"source_{slot}", f"{key}_source", lambda: ["sample"]),  # an upload cannot travel in a link
+        links.Param(f"row_{slot}", f"{key}_row", centres),
+        links.Param(f"col_{slot}", f"{key}_col", centres),
+    ]
+
+
+PARAMS = item_params("a") + item_params("b") + [links.Param("direction", "gc_direction", lambda: list(DIRECTIONS))]
+
+
+@dataclass(frozen=True)
+class ProbeItem:
+    """One probe item: a caption, an id that tells items apart in result settings, and its (s, s) pixels in [0, 1]."""
+
+    caption: str
+    ident: str
+    pixels: np.ndarray = field(compare=False)
+
+
 def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour enlargement of a [0, 1] grey image."""
     return np.kron(np.asarray(image, dtype=np.float32), np.ones((factor, factor), dtype=np.float32)).clip(0, 1)
 
 
-def probe_controls() -> tuple[int, int, tuple[int, int], tuple[int, int]]:
+def item_label(classes: dict[int, int], index: int) -> str:
+    return f"item {index} ({ITEM_NAMES.get(classes.get(index), '?')})"
+
+
+def fmnist_item(index: int, caption: str) -> ProbeItem:
+    return ProbeItem(caption, f"test {index}", compute.same_different_test().items[index].numpy())
+
+
+def uploaded_item(key: str, upload: inputs.ImageInput | None) -> ProbeItem | None:
+    """An upload as a probe item, with its invert switch; None, with a message saying why, when unusable."""
+    if upload is None:
+        st.info("Upload an image, or switch back to a Fashion-MNIST item.")
+        return None
+    image = inputs.open_image(upload)
+    if image is None:
+        return None
+    invert_key = f"{key}_invert_{upload.digest}"
+    st.session_state.setdefault(invert_key, inputs.light_background(image))
+    invert = st.checkbox("Invert colours", key=invert_key, help=inputs.INVERT_HELP)
+    pixels = probe.item_from_image(image, invert).numpy()
+    return ProbeItem(f"upload {upload.name}", f"upload {upload.digest} invert={invert}", pixels)
+
+
+def item_picker(slot: str, classes: dict[int, int], default: int) -> ProbeItem | None:
+    """Item ``slot``: an explicit choice between a Fashion-MNIST test item and an upload, shown as the
+    model gets it; None while the choice is an upload that cannot be used."""
+    key = f"gc_item_{slot}"
+    source = inputs.source_choice(key, f"Item {slot}", "Fashion-MNIST item")
+    st.session_state.setdefault(key, default)
+    label = partial(item_label, classes)
+    index = st.selectbox("Test item", list(classes), format_func=label, key=key, on_change=inputs.choose_sample,
+                         args=(key,))
+    upload = inputs.upload_box(key)
+    item = fmnist_item(index, label(index)) if source == "sample" else uploaded_item(key, upload)
+    if item is not None:
+        st.image(enlarge(item.pixels, 4), caption=item.caption, width=80)
+    return item
+
+
+def item_centre(slot: str, default: tuple[int, int]) -> tuple[int, int]:
+    """The (row, col) sliders of item ``slot``'s centre, pixels."""
+    centre = []
+    for axis, name, value in (("row", "centre row", default[0]), ("col", "centre column", default[1])):
+        key = f"gc_item_{slot}_{axis}"
+        st.session_state.setdefault(key, value)
+        centre.append(st.slider(f"Item {slot}: {name}", LOW, HIGH, key=key))
+    return centre[0], centre[1]
+
+
+def probe_controls() -> tuple[ProbeItem | None, ProbeItem | None, tuple[int, int], tuple[int, int]]:
     classes = item_options()
     options = list(classes)
-    items = compute.same_different_test().items
-    label = lambda i: f"item {i} ({ITEM_NAMES.get(classes.get(i), '?')})"  # noqa: E731
     left, right = st.columns(2)
-    chosen = []
-    for column, key, default, name, (row, col) in (
-        (left, "gc_item_a", options[0], "Item a", (64, 14)),
-        (right, "gc_item_b", options[-1], "Item b", (64, 44)),
-    ):
-        with column:
-            index = st.selectbox(name, options, index=options.index(default), format_func=label, key=key)
-            st.image(enlarge(items[index].numpy(), 4), caption=label(index), width=80)
-            centre_row = st.slider(f"{name}: centre row", LOW, HIGH, row, key=f"{key}_row")
-            centre_col = st.slider(f"{name}: centre column", LOW, HIGH, col, key=f"{key}_col")
-            chosen.append((index, (centre_row, centre_col)))
-    (item_a, centre_a), (item_b, centre_b) = chosen
+    with left:
+        item_a, centre_a = item_picker("a", classes, options[0]), item_centre("a", (64, 14))
+    with right:
+        item_b, centre_b = item_picker("b", classes, options[-1]), item_centre("b", (64, 44))
     return item_a, item_b, centre_a, centre_b
 
 
 def live_probe(names: list[str]) -> None:
     st.subheader("Live probe")
-    st.caption("Pick two test items and place them; every lab model's P(same) updates. The items may overlap.")
+    st.caption("Pick two test items or upload your own and place them; every lab model's P(same) updates. The "
+               "items may overlap. An upload is seen as a Fashion-MNIST image (28x28 grayscale, light on dark) "
+               "and pasted like a test item; the models only know trousers and bags.")
     item_a, item_b, centre_a, centre_b = probe_controls()
+    if item_a is None or item_b is None:
+        st.info("The probe needs two usable items: upload another image or switch back to a Fashion-MNIST item.")
+        show_sweep(names, None)
+        return
     distance = max(abs(centre_a[0] - centre_b[0]), abs(centre_a[1] - centre_b[1]))
-    from sbcore.lab import probe
-
-    items = compute.same_different_test().items
-    canvas = probe.place_pair(items[item_a], items[item_b], centre_a, centre_b).numpy()
+    canvas = probe.place_pair(item_a.pixels, item_b.pixels, centre_a, centre_b).numpy()
     picture, table = st.columns([1, 2])
     picture.image(enlarge(canvas, 2), caption=f"canvas, centres {distance} px apart (Chebyshev)", width=256)
     frame = pd.DataFrame([
-        {"model": name, "P(same)": compute.same_probability(state.get_model(name), state.model_key(name),
-                                                           item_a, item_b, centre_a, centre_b)}
+        {"model": name, "P(same)": compute.same_probability(state.get_model(name), state.model_key(name), canvas)}
         for name in names
     ])
     with table:
@@ -158,26 +232,27 @@ def live_probe(names: list[str]) -> None:
     sweep(names, item_a, item_b, centre_a)
 
 
-def sweep(names: list[str], item_a: int, item_b: int, centre_a: tuple[int, int]) -> None:
-    directions = {"right": (0, 1), "down": (1, 0), "down-right": (1, 1)}
-    direction = st.radio("Sweep direction (item b moves away from item a)", list(directions), horizontal=True,
+def sweep(names: list[str], item_a: ProbeItem, item_b: ProbeItem, centre_a: tuple[int, int]) -> None:
+    direction = st.radio("Sweep direction (item b moves away from item a)", list(DIRECTIONS), horizontal=True,
                          key="gc_direction")
-    signature = (item_a, item_b, centre_a, direction, state.current_device(), tuple(names))
+    settings = (item_a, item_b, centre_a, direction, state.current_device(), tuple(names))
     if st.button("Sweep distance", type="primary", key="gc_sweep_run"):
-        curves = {}
         with st.spinner("Sweeping…"):
-            for name in names:
-                curves[name] = compute.distance_sweep(state.get_model(name), state.model_key(name), item_a, item_b,
-                                                      centre_a, directions[direction])
-        st.session_state["gc_sweep"] = (signature, curves)
-    stored = st.session_state.get("gc_sweep")
+            curves = {name: compute.distance_sweep(state.get_model(name), state.model_key(name), item_a.pixels,
+                                                   item_b.pixels, centre_a, DIRECTIONS[direction])
+                      for name in names}
+        memory.remember(PAGE, memory.Stored(settings, curves))
+    show_sweep(names, settings)
+
+
+def show_sweep(names: list[str], settings: Hashable) -> None:
+    """The last sweep's P(same) curves, marked stale when made with other ``settings``."""
+    stored = memory.recall(PAGE)
     if stored is None:
         return
-    stored_signature, curves = stored
-    if stored_signature != signature:
-        st.caption("The sweep below is for earlier choices; press Sweep distance again to update it.")
+    memory.show_freshness(stored, settings, "Sweep distance")
     figure, rows = go.Figure(), []
-    for colour, (name, (distances, probabilities)) in zip(cycle(qualitative.D3), curves.items()):
+    for colour, (name, (distances, probabilities)) in zip(cycle(qualitative.D3), stored.value.items()):
         figure.add_trace(go.Scatter(x=distances, y=probabilities, mode="lines", name=name, line_color=colour))
         rows += [{"model": name, "distance (px)": d, "P(same)": p} for d, p in zip(distances, probabilities)]
     far = results.reach(state.get_model(names[0]))[1]
@@ -205,6 +280,8 @@ lab_models = state.shipped_family("samediff")
 if not lab_models:
     st.info("No lab models (`*.samediff`) are shipped in this installation.")
     st.stop()
+links.pull(PARAMS)
 accuracy_by_distance(lab_models)
 live_probe(lab_models)
+links.push(PARAMS)
 links_out()

@@ -5,8 +5,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
+from sbcore.data import FASHION_MNIST_PREPROCESSING
+from sbcore.images import model_view
 from sbcore.lab.same_different import DEFAULT_TASK, LABELS, SameDifferentTask, compose_canvas, prepare_items
 
 SAME = LABELS.index("same")
@@ -21,6 +24,15 @@ def item_from_array(image: np.ndarray | torch.Tensor, task: SameDifferentTask = 
     if array.ndim != 2:
         raise ValueError(f"an item is one (H, W) grayscale image, got shape {array.shape}")
     return prepare_items(array[None], task.item_size)[0]
+
+
+def item_from_image(image: Image.Image, invert: bool = False, task: SameDifferentTask = DEFAULT_TASK) -> torch.Tensor:
+    """A user's picture (e.g. from ``sbcore.images.load_image``) -> (s, s) item in [0, 1], made like the test items.
+
+    The picture is first seen as a Fashion-MNIST image (28x28 grayscale, centre-cropped, mapped
+    p -> 255 - p with ``invert`` for a dark object on a light background), then resized to the item size.
+    """
+    return item_from_array(model_view(image, FASHION_MNIST_PREPROCESSING, invert), task)
 
 
 def canvas_batch(model: nn.Module, canvases: torch.Tensor) -> torch.Tensor:
@@ -43,12 +55,13 @@ def same_probability(model: nn.Module, canvases: torch.Tensor) -> torch.Tensor:
 
 
 def place_pair(
-    item_a: torch.Tensor, item_b: torch.Tensor, centre_a: tuple[int, int], centre_b: tuple[int, int],
-    task: SameDifferentTask = DEFAULT_TASK,
+    item_a: np.ndarray | torch.Tensor, item_b: np.ndarray | torch.Tensor, centre_a: tuple[int, int],
+    centre_b: tuple[int, int], task: SameDifferentTask = DEFAULT_TASK,
 ) -> torch.Tensor:
-    """(S, S) canvas with two (s, s) items centred at ``centre_a`` and ``centre_b`` (row, col), pixels."""
+    """(S, S) canvas with two (s, s) items in [0, 1] centred at ``centre_a`` and ``centre_b`` (row, col), pixels."""
     half = task.item_size // 2
     corner = lambda centre: (centre[0] - half, centre[1] - half)  # noqa: E731
+    item_a, item_b = torch.as_tensor(item_a), torch.as_tensor(item_b)
     return compose_canvas(item_a, item_b, corner(centre_a), corner(centre_b), task.canvas_size)
 
 
@@ -68,7 +81,7 @@ def sweep_positions(
 
 
 def distance_sweep(
-    model: nn.Module, item_a: torch.Tensor, item_b: torch.Tensor, centre_a: tuple[int, int],
+    model: nn.Module, item_a: np.ndarray | torch.Tensor, item_b: np.ndarray | torch.Tensor, centre_a: tuple[int, int],
     direction: tuple[int, int] = (0, 1), distances: Sequence[int] | None = None,
     task: SameDifferentTask = DEFAULT_TASK,
 ) -> tuple[list[int], torch.Tensor]:

@@ -1,12 +1,18 @@
-"""Global context page: accuracy-by-distance from the lab cards, live probe, distance sweep."""
+"""Global context page: accuracy-by-distance from the lab cards, live probe with test items or uploads,
+distance sweep, settings in the URL."""
 from __future__ import annotations
 
+import io
 import json
+import random
 
 import pytest
+from PIL import Image
 
 import sbcore
-from sbcore.lab import results
+from app import compute, state
+from sbcore.images import load_image
+from sbcore.lab import probe, results
 
 LAB = sbcore.list_models("*.samediff", pretrained=True)
 pytestmark = pytest.mark.skipif(len(LAB) < 4, reason="the four lab models are not shipped")
@@ -50,3 +56,98 @@ def test_page_shows_curves_probe_and_sweep(open_page):
     sweep = {t["name"]: t for t in charts[1]["data"]}
     assert set(sweep) == set(LAB)
     assert all(len(t["y"]) > 10 and all(0 <= p <= 1 for p in t["y"]) for t in sweep.values())
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _item(label: str) -> int:
+    """The test-set index in a test-item option's label (``"item 123 (Bag)"``)."""
+    return int(label.split()[1])
+
+
+def _probe_state(at) -> dict:
+    """The probe's items, sources and centres as the widgets hold them."""
+    keys = [f"gc_item_{slot}{part}" for slot in "ab" for part in ("", "_source", "_row", "_col")]
+    return {key: at.session_state[key] for key in keys}
+
+
+def _expected_p_same(item_a, item_b, centre_a, centre_b) -> list[float]:
+    """Every lab model's P(same) straight from sbcore, for two (s, s) items placed at the centres."""
+    canvas = probe.place_pair(item_a, item_b, centre_a, centre_b)[None]
+    return [float(probe.same_probability(sbcore.create_model(name, pretrained=True), canvas)[0])
+            for name in state.shipped_family("samediff")]
+
+
+def test_a_prepared_link_opens_its_items_positions_and_direction_and_bad_values_are_ignored(open_page):
+    options = [_item(o) for o in open_page("global_context").selectbox(key="gc_item_a").options]
+    item_a, item_b = options[1], options[-2]
+    at = open_page("global_context", query={
+        "item_a": str(item_a), "item_b": str(item_b), "row_a": "30", "col_a": "20", "row_b": "100", "col_b": "110",
+        "direction": "down", "source_b": "upload",  # an upload cannot be in a link: the test item stays
+    })
+    assert not at.exception, at.exception
+    assert not at.error and not at.warning
+    assert _probe_state(at) == {
+        "gc_item_a": item_a, "gc_item_a_source": "sample", "gc_item_a_row": 30, "gc_item_a_col": 20,
+        "gc_item_b": item_b, "gc_item_b_source": "sample", "gc_item_b_row": 100, "gc_item_b_col": 110,
+    }
+    assert at.radio(key="gc_direction").value == "down"
+    assert any("centres 90 px apart" in caption for image in at.image for caption in image.captions)
+    assert at.query_params["item_a"] == str(item_a) and at.query_params["col_b"] == "110"
+
+    at = open_page("global_context", query={"item_a": "999999", "row_a": "abc", "col_b": "5000", "direction": "up"})
+    assert not at.exception, at.exception
+    assert not at.error
+    assert (at.selectbox(key="gc_item_a").value, at.slider(key="gc_item_a_row").value) == (options[0], 64)
+    assert (at.slider(key="gc_item_b_col").value, at.radio(key="gc_direction").value) == (44, "right")
+
+
+def test_an_uploaded_item_b_is_placed_on_the_canvas_and_every_model_answers_for_it(open_page):
+    at = open_page("global_context")
+    before = _p_same(at)
+    photo = Image.new("L", (60, 80), 240)  # a dark object on a light background, as in a product photo
+    photo.paste(20, (22, 8, 38, 72))
+    at.file_uploader(key="gc_item_b_upload").set_value(("dark_strip.png", _png(photo), "image/png")).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.radio(key="gc_item_b_source").value == "upload"
+    assert any("upload dark_strip.png" in caption for image in at.image for caption in image.captions)
+    invert = next(c for c in at.checkbox if c.key.startswith("gc_item_b_invert_"))
+    assert invert.value is True  # the lab items are light on black
+
+    after = _p_same(at)
+    assert len(after) == len(LAB) and after != before
+    items = compute.same_different_test().items
+    uploaded = probe.item_from_image(load_image(_png(photo)), invert=True)
+    expected = _expected_p_same(items[at.selectbox(key="gc_item_a").value], uploaded, (64, 14), (64, 44))
+    assert after == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_broken_upload_says_why_and_keeps_the_other_item_the_positions_and_the_sweep(open_page):
+    at = open_page("global_context")
+    options = at.selectbox(key="gc_item_a").options
+    at.selectbox(key="gc_item_a").set_value(_item(options[2]))
+    at.slider(key="gc_item_a_row").set_value(40)
+    at.slider(key="gc_item_b_col").set_value(100)
+    at.run()
+    at.button(key="gc_sweep_run").click().run()
+    kept, p_same = _probe_state(at), _p_same(at)
+
+    noise = bytes(random.Random(0).randrange(256) for _ in range(4096))
+    at.file_uploader(key="gc_item_b_upload").set_value(("noise.png", noise, "image/png")).run()
+    assert not at.exception, at.exception
+    assert len(at.error) == 1
+    assert "noise.png" in at.error[0].value and "not an image" in at.error[0].value
+    assert _probe_state(at) == {**kept, "gc_item_b_source": "upload"}
+    assert not any("P(same)" in d.value.columns for d in at.dataframe)  # no canvas that is not the one asked for
+    assert any("press Sweep distance" in c.value for c in at.caption)  # the sweep is kept, marked stale
+    assert len(at.get("plotly_chart")) == 2
+
+    at.radio(key="gc_item_b_source").set_value("sample").run()
+    assert not at.exception, at.exception
+    assert not at.error
+    assert _probe_state(at) == kept and _p_same(at) == p_same

@@ -4,10 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from sbcore import create_model
 from sbcore.errors import SBCoreError
-from sbcore.lab.probe import distance_sweep, item_from_array, place_pair, same_probability, sweep_positions
+from sbcore.lab.probe import (
+    distance_sweep, item_from_array, item_from_image, place_pair, same_probability, sweep_positions,
+)
 from sbcore.lab.results import distance_accuracy, seed_run
 from sbcore.lab.same_different import DEFAULT_TASK
 
@@ -21,6 +24,15 @@ def test_an_item_image_becomes_a_light_on_dark_item_of_the_task_size():
     assert item.shape == (SIZE, SIZE) and 0 <= item.min() and item.max() <= 1 and item.max() > 0.9
     with pytest.raises(ValueError, match="grayscale"):
         item_from_array(np.zeros((28, 28, 3)))
+
+
+def test_a_photo_becomes_an_item_like_a_test_item_inverted_when_asked():
+    photo = Image.new("RGB", (60, 90), (250, 250, 250))  # a dark object on a light background
+    photo.paste((10, 10, 10), (20, 15, 40, 75))
+    plain, inverted = item_from_image(photo), item_from_image(photo, invert=True)
+    assert plain.shape == inverted.shape == (SIZE, SIZE)
+    assert plain[0, 0] > 0.9 and inverted[0, 0] < 0.1  # the background turns black, as on the canvas
+    assert inverted[SIZE // 2, SIZE // 2] > 0.9 and torch.allclose(plain + inverted, torch.ones(SIZE, SIZE), atol=1e-2)
 
 
 def test_items_are_centred_where_asked():
