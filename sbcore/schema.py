@@ -228,12 +228,15 @@ def _check_consistency(document: dict[str, Any]) -> None:
             raise CheckpointError(f"metrics.test.confusion must be {len(names)} x {len(names)}, one row per class.")
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max(map(_depth, value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max(map(_depth, value), default=0)
-    return 0
+def _deeper_than(value: Any, levels: int) -> bool:
+    """Whether ``value`` nests dicts/lists more than ``levels`` deep; recurses at most ``levels + 1`` times, so a
+    document nested hundreds of levels cannot exhaust the stack."""
+    if not isinstance(value, (dict, list)):
+        return False
+    if levels == 0:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(_deeper_than(child, levels - 1) for child in children)
 
 
 def load_document(path: Path) -> dict[str, Any]:
@@ -251,8 +254,8 @@ def load_document(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path.name} is not valid JSON metadata ({error}).") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT or "architecture" not in document:
         raise CheckpointError(f"{path.name} is not sbcore checkpoint metadata (expected format {FORMAT!r}).")
-    if _depth(document) > MAX_DEPTH:
-        raise CheckpointError(f"{path.name} is nested {_depth(document)} levels deep; metadata needs at most {MAX_DEPTH}.")
+    if _deeper_than(document, MAX_DEPTH):
+        raise CheckpointError(f"{path.name} is nested more than {MAX_DEPTH} levels deep; metadata needs at most {MAX_DEPTH}.")
     try:
         DOCUMENT(document, "")
         _check_consistency(document)

@@ -107,7 +107,7 @@ def main() -> None:
     in_set = f"{IN_SET} ({len(test_x)} images)"
     out_set = f"{len(photos)} crops of the bundled photos + {len(shapes)} synthetic images (noise, shapes, characters)"
     calibrations = {}
-    for name in sbcore.list_models(pretrained=True):
+    for name in sbcore.list_models("*.fmnist", pretrained=True):
         model = sbcore.create_model(name, pretrained=True).eval()
         preprocessing = model.metadata.preprocessing
         density = ood.fit_density(features_of(model, fit_x), fit_y, len(model.metadata.class_names))

@@ -1,6 +1,7 @@
 """Construction: a registered architecture with random weights and its ``metadata``."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
@@ -15,9 +16,7 @@ def _preprocessing_for(preprocessing: Preprocessing, in_chans: int) -> Preproces
         return preprocessing
     mean = (sum(preprocessing.mean) / len(preprocessing.mean),) * in_chans
     std = (sum(preprocessing.std) / len(preprocessing.std),) * in_chans
-    return Preprocessing(
-        (in_chans, *preprocessing.input_size[1:]), mean, std, preprocessing.interpolation, preprocessing.crop_pct
-    )
+    return replace(preprocessing, input_size=(in_chans, *preprocessing.input_size[1:]), mean=mean, std=std)
 
 
 def build_model(architecture: str, **kwargs: Any) -> nn.Module:

@@ -193,6 +193,7 @@ BAD_CHECKPOINTS: list[tuple[str, Callable, str, str]] = [
     ("architecture-unknown", _set("architecture", "sb_resnet99"), "json", "Unknown model 'sb_resnet99'"),
     ("json-nested-100000", _deep(100_000), "file", "nested too deeply"),
     ("json-nested-10", _deep(10), "file", "levels deep; metadata needs at most 6"),
+    ("json-nested-600", _deep(600), "file", "levels deep; metadata needs at most 6"),  # parses, too deep to recurse
     ("json-20-mb", _pad_to(20), "file", "checkpoint metadata is at most 16 MB"),
     ("json-1m-training-keys", _many_keys(1_000_000), "file", "training has 1,000,000 entries; at most 200 are allowed"),
     ("json-invalid", _replace_text("{not json"), "file", "is not valid JSON metadata"),

@@ -103,3 +103,12 @@ def test_every_registered_model_has_its_own_builder_def(name):
     builder = registry.model_entry(name).builder
     assert builder.__name__ == name
     assert f"def {name}(" in inspect.getsource(inspect.getmodule(builder))
+
+
+def test_another_channel_count_keeps_the_rest_of_the_preprocessing():
+    """Only input size, mean and std follow ``in_chans``; e.g. the lab's dark-background default stays."""
+    default = sbcore.create_model("lab_resnet14").metadata.preprocessing
+    three = sbcore.create_model("lab_resnet14", in_chans=3).metadata.preprocessing
+    assert default.dark_background and three.dark_background
+    assert three.input_size == (3, *default.input_size[1:]) and len(three.mean) == len(three.std) == 3
+    assert (three.interpolation, three.crop_pct) == (default.interpolation, default.crop_pct)
