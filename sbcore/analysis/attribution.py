@@ -6,6 +6,8 @@ its number of steps so that its completeness error stays under a share of the lo
 """
 from __future__ import annotations
 
+import copy
+
 import math
 from dataclasses import dataclass
 
@@ -121,7 +123,10 @@ def _captum_method(
     if method == "grad_cam":
         stage = stage or stage_names(model)[-1]
         check_stage(model, stage)
-        return LayerGradCam(model, getattr(model, stage)), {"relu_attributions": True}
+        # Captum hooks the stage for the whole call: on a private copy, so that forwards of a model shared with
+        # other threads (the app's sessions) neither trigger the hook nor overwrite the stage output it keeps.
+        private = copy.deepcopy(model)
+        return LayerGradCam(private, getattr(private, stage)), {"relu_attributions": True}
     window, stride = occlusion_window(*x.shape[-2:])
     channels = x.shape[1]
     return Occlusion(model), {

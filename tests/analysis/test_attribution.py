@@ -41,6 +41,20 @@ def test_grad_cam_uses_the_chosen_stage(sb, image):
     assert not np.allclose(early.raw, late.raw)
 
 
+def test_grad_cam_never_hooks_the_model_it_was_given(sb, image, monkeypatch):
+    """The app shares one model between sessions: a hook on it would catch the other sessions' forwards."""
+    hooked, register = [], torch.nn.Module.register_forward_hook
+
+    def spy(module, *args, **kwargs):
+        hooked.append(module is sb.layer3)
+        return register(module, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "register_forward_hook", spy)
+    result = attribute(sb, image, "grad_cam", target=0, stage="layer3")
+    assert hooked and not any(hooked)  # Captum hooked a layer, never the given model's
+    assert result.raw.shape == (28, 28) and result.raw.max() > 0
+
+
 def test_smoothgrad_averages_noisy_gradients(sb, image):
     plain = attribute(sb, image, "saliency", target=2)
     smooth = attribute(sb, image, "saliency", target=2, smoothgrad=True, smoothgrad_samples=4)
