@@ -298,7 +298,6 @@ def train(config: TrainConfig) -> Path | None:
     if process.distributed:
         model = nn.parallel.DistributedDataParallel(model)
 
-    log = (output / "log.jsonl").open("a") if process.rank == 0 else None
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         stats = _train_one_epoch(model, data, opt, config, process, epoch)
@@ -311,8 +310,8 @@ def train(config: TrainConfig) -> Path | None:
                 "val_top1": val["top1"], "val_top5": val["top5"], "lr": opt.optimizer.param_groups[0]["lr"],
                 "epoch_seconds": seconds, "img_per_s": stats["seen"] * process.world / seconds,
             }
-            log.write(json.dumps(record) + "\n")
-            log.flush()
+            with (output / "log.jsonl").open("a") as log:  # closed each epoch: nothing left open on an interruption
+                log.write(json.dumps(record) + "\n")
             tqdm.write(json.dumps(record))
             _save_state(state_path, model, opt, data, epoch + 1, elapsed)
     final = None

@@ -1,8 +1,9 @@
-"""Copy the seed-0 lab checkpoints from runs/lab into assets/checkpoints as ``NAME.samediff``, with the
-other seeds' per-bin results in their metadata (``metrics.seed_runs``), their training log and model card.
+"""Copy the seed-0 lab checkpoints from runs/lab into assets/checkpoints as ``NAME.samediff``, with every
+finished seed's per-bin results in their metadata (``metrics.seed_runs``) and their training log.
 
     python tools/ship_lab.py            # after bash tools/train_lab.sh; prints the sha256 lines for
                                         # sbcore/models/pretrained.py
+    sbcore card NAME.samediff --out assets/checkpoints/NAME_samediff.md   # then each model card
 """
 from __future__ import annotations
 

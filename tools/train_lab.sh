@@ -19,6 +19,8 @@ for seed in $SEEDS; do
     if [[ -f $out/$model.safetensors ]]; then echo "done: $out"; continue; fi
     exec {lock}>"$out.lock"
     if ! flock -n "$lock"; then echo "taken by another worker: $out"; exec {lock}>&-; continue; fi
+    # another worker may have finished this run between the check above and the lock
+    if [[ -f $out/$model.safetensors ]]; then echo "done: $out"; exec {lock}>&-; continue; fi
     echo "$(date -u +%H:%M:%S) train $model seed $seed -> $out"
     python -m sbcore.train --model "$model" --dataset same-different --output "$out" --seed "$seed" \
       --epochs 10 --limit-train 6000 --val-size 600 --batch-size 32 --optimizer adamw --lr 0.008 \
