@@ -27,12 +27,13 @@ class Param:
     key: str
     options: Callable[[], Sequence[Any]]
     many: bool = False  # a multiselect: comma-separated in the URL
+    max_count: int | None = None  # a multiselect's max_selections: later values in the URL are dropped
 
     def decode(self, text: str) -> Any | None:
         """The widget value for a URL text, or None when it names no available option."""
         by_text = {str(option): option for option in self.options()}
         if self.many:
-            values = [by_text[part] for part in text.split(",") if part in by_text]
+            values = [by_text[part] for part in text.split(",") if part in by_text][:self.max_count]
             return values or None
         return by_text.get(text)
 
