@@ -1,7 +1,9 @@
-"""Every cache of the app: cached calls into ``sbcore``, keyed on the model key, the image bytes
-and every option, so moving an unrelated slider never recomputes them.
+"""The app's cached results: calls into ``sbcore`` keyed on the model key, the image bytes and every
+option, so moving an unrelated slider never recomputes them. (Models are cached in ``state``, sample
+entries and decoded images in ``inputs``.)
 
 Arguments with a leading underscore (the model) are not hashed; ``model_key`` stands for them.
+Receptive fields, computed with a progress bar, are kept in a store of their own (``_receptive_fields``).
 """
 from __future__ import annotations
 
