@@ -132,8 +132,8 @@ def receptive_field(
 
     Computed once per settings; the result is shared between sessions, so it is read only.
     """
-    files = None if image_set is None else tuple(hashlib.sha256(data).hexdigest() for data in image_set[:count])
-    key = (model_key, files, count, invert, stage)
+    digests = None if image_set is None else tuple(hashlib.sha256(data).hexdigest() for data in image_set[:count])
+    key = (model_key, digests, count, invert, stage)
     result = _receptive_fields().get(key)
     if result is None:
         images = _erf_images(model, image_set, count, invert).to(next(model.parameters()).device)
