@@ -2,6 +2,8 @@
 
 ``main.py`` sets up the page, the page guard and ``st.navigation`` over ``views/`` (one file per
 page, a few functions per file, one per section); the small modules here hold what pages share:
-``state`` (models), ``inputs`` (images), ``compute`` (every cache), ``memory`` (results and widget
-values kept in the session), ``links`` (settings in the URL), ``tour``, ``look``, ``plots``, ``widgets``.
+``state`` (models), ``checkpoints`` (models from uploaded files), ``inputs`` (images), ``compute``
+(cached results), ``memory`` (results and widget values kept in the session), ``links`` (settings in
+the URL), ``guard`` (errors as one sentence), ``benchmark_lock`` (one benchmark at a time), ``tour``,
+``look``, ``plots``, ``widgets``.
 """

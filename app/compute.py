@@ -1,13 +1,19 @@
-"""Every cache of the app: cached calls into ``sbcore``, keyed on the model key, the image bytes
-and every option, so moving an unrelated slider never recomputes them.
+"""The app's cached results: calls into ``sbcore`` keyed on the model key, the image bytes and every
+option, so moving an unrelated slider never recomputes them. (Models are cached in ``state``, sample
+entries and decoded images in ``inputs``.)
 
 Arguments with a leading underscore (the model) are not hashed; ``model_key`` stands for them.
+Receptive fields, computed with a progress bar, are kept in a store of their own (``_receptive_fields``).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -82,23 +88,65 @@ def attribution(
     return analysis.attribute(_model, x, method, target, stage=stage, baseline=baseline, smoothgrad=smoothgrad)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+class _Recent:
+    """The last ``size`` values by key, shared by every session (threads of one process), so a lock guards it."""
+
+    def __init__(self, size: int) -> None:
+        self._values: OrderedDict[Hashable, Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any | None:
+        """The value stored under ``key`` (now the most recent), or None."""
+        with self._lock:
+            if key not in self._values:
+                return None
+            self._values.move_to_end(key)
+            return self._values[key]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Store ``value`` under ``key``, dropping the least recent value past ``size``."""
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            if len(self._values) > self._size:
+                self._values.popitem(last=False)
+
+
+@st.cache_resource
+def _receptive_fields() -> _Recent:
+    """ERF results by settings. Not ``st.cache_data``: a hit there replays the progress bar's calls, which fails."""
+    return _Recent(32)
+
+
 def receptive_field(
-    _model: nn.Module,
+    model: nn.Module,
     model_key: str,
     image_set: Sequence[bytes] | None,
     count: int,
     invert: bool,
     stage: str,
-    _progress: Progress | None = None,
+    progress: Progress | None = None,
 ) -> analysis.ERFResult:
-    """Effective receptive field of ``stage`` over ``count`` images: the given files, or noise when None."""
+    """Effective receptive field of ``stage`` over ``count`` images: the given files, or noise when None.
+
+    Computed once per settings; the result is shared between sessions, so it is read only.
+    """
+    digests = None if image_set is None else tuple(hashlib.sha256(data).hexdigest() for data in image_set[:count])
+    key = (model_key, digests, count, invert, stage)
+    result = _receptive_fields().get(key)
+    if result is None:
+        images = _erf_images(model, image_set, count, invert).to(next(model.parameters()).device)
+        result = analysis.effective_receptive_field(model, images, stage, progress=progress)
+        _receptive_fields().put(key, result)
+    return result
+
+
+def _erf_images(model: nn.Module, image_set: Sequence[bytes] | None, count: int, invert: bool) -> torch.Tensor:
+    """(count, C, H, W) model inputs: the first ``count`` files, or noise when None."""
     if image_set is None:
-        images = analysis.noise_images(count, tuple(_model.metadata.preprocessing.input_size))
-    else:
-        images = torch.cat([preprocess(load_image(data), _model.metadata.preprocessing, invert) for data in image_set[:count]])
-    images = images.to(next(_model.parameters()).device)
-    return analysis.effective_receptive_field(_model, images, stage, progress=_progress)
+        return analysis.noise_images(count, tuple(model.metadata.preprocessing.input_size))
+    return torch.cat([preprocess(load_image(data), model.metadata.preprocessing, invert) for data in image_set[:count]])
 
 
 @st.cache_data(show_spinner="Counting parameters and FLOPs…", max_entries=32)

@@ -4,7 +4,9 @@ page, model and image.
 
 A page lists its parameters as ``Param``s; ``pull`` (before its widgets) applies a value that came
 from outside (a new link), ``push`` (after them) writes the current values back. A value the app
-itself wrote is never re-applied, so moving a control is never undone by the URL.
+itself wrote for a widget is never re-applied to that widget, so moving a control is never undone by
+the URL. Pages share parameter names (``model``, ``sample``), so what was written is recorded per
+widget key: a value another page wrote under the same name is still applied.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-_PUSHED = "_url_pushed"
+_PUSHED = "_url_pushed"  # widget key -> the URL text last written or applied for it
 
 
 @dataclass(frozen=True)
@@ -25,12 +27,13 @@ class Param:
     key: str
     options: Callable[[], Sequence[Any]]
     many: bool = False  # a multiselect: comma-separated in the URL
+    max_count: int | None = None  # a multiselect's max_selections: later values in the URL are dropped
 
     def decode(self, text: str) -> Any | None:
         """The widget value for a URL text, or None when it names no available option."""
         by_text = {str(option): option for option in self.options()}
         if self.many:
-            values = [by_text[part] for part in text.split(",") if part in by_text]
+            values = [by_text[part] for part in text.split(",") if part in by_text][:self.max_count]
             return values or None
         return by_text.get(text)
 
@@ -43,12 +46,12 @@ def pull(params: Sequence[Param]) -> None:
     pushed = st.session_state.setdefault(_PUSHED, {})
     for param in params:
         text = st.query_params.get(param.name)
-        if text is None or pushed.get(param.name) == text:
+        if text is None or pushed.get(param.key) == text:
             continue
         value = param.decode(text)
         if value is not None:
             st.session_state[param.key] = value
-        pushed[param.name] = text
+        pushed[param.key] = text
 
 
 def push(params: Sequence[Param]) -> None:
@@ -57,13 +60,13 @@ def push(params: Sequence[Param]) -> None:
     for param in params:
         if param.key in st.session_state:
             text = param.encode(st.session_state[param.key])
-            pushed[param.name] = text
+            pushed[param.key] = text
             if st.query_params.get(param.name) != text:
                 st.query_params[param.name] = text
 
 
 def drop(param: Param) -> None:
     """Remove a parameter from the URL (for a value that is the default), forgetting it was written."""
-    st.session_state.setdefault(_PUSHED, {}).pop(param.name, None)
+    st.session_state.setdefault(_PUSHED, {}).pop(param.key, None)
     if param.name in st.query_params:
         del st.query_params[param.name]

@@ -16,7 +16,7 @@ import streamlit as st
 PAGE_PREFIXES = ("intro_", "explore_", "gc_", "compare_", "erf_", "speed_", "models_")
 # Buttons, uploads and downloads cannot be given values through session state, so their keys must end
 # in one of these (a page adding a button with another ending breaks here); charts hold events.
-_NOT_VALUES = ("_run", "_again", "_cancel", "_upload", "_uploads", "_load", "_load_reference", "_download")
+_NOT_VALUES = ("_run", "_cancel", "_upload", "_uploads", "_load", "_load_reference", "_download")
 _PLAIN = (str, int, float, bool)
 
 

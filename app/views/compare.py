@@ -12,6 +12,7 @@ from sbcore.images import model_view
 
 PAGE = "compare"
 TOP1 = -1  # target option: every model explains its own top-1 class
+MAX_MODELS = 4
 BASELINE_EFFECT = {
     "black": "Black: the empty black background of Fashion-MNIST is the reference, so background pixels get exactly "
              "zero and the map shows the garment only.",
@@ -24,7 +25,7 @@ COMPLETENESS_NOTE = (
     "image; the error is how far they miss, as a share of that change (steps are added until it is under 5%)."
 )
 PARAMS = [
-    links.Param("models", "compare_models", lambda: state.model_names(), many=True),
+    links.Param("models", "compare_models", lambda: state.model_names(), many=True, max_count=MAX_MODELS),
     links.Param("source", "compare_source", lambda: ["sample", "upload"]),
     links.Param("sample", "compare_sample", inputs.sample_files),
     links.Param("method", "compare_method", lambda: list(analysis.ATTRIBUTION_METHODS)),
@@ -44,7 +45,7 @@ def header() -> None:
 def pick_models() -> list[str]:
     st.session_state.setdefault("compare_models", state.shipped_family())
     st.session_state["compare_models"] = [n for n in st.session_state["compare_models"] if n in state.model_names()]
-    return st.multiselect("Models (two to four)", state.model_names(), max_selections=4, format_func=state.model_label,
+    return st.multiselect("Models (two to four)", state.model_names(), max_selections=MAX_MODELS, format_func=state.model_label,
                           key="compare_models")
 
 

@@ -17,11 +17,12 @@ import streamlit as st
 from plotly.colors import qualitative
 
 from app import compute, inputs, links, memory, plots, state, tour
+from sbcore.data import FASHION_MNIST_CLASSES
 from sbcore.lab import probe, results
 from sbcore.lab.same_different import DEFAULT_TASK
 
 PAGE = "gc"
-ITEM_NAMES = {1: "Trouser", 8: "Bag"}  # DEFAULT_TASK.item_classes (Fashion-MNIST)
+ITEM_NAMES = {kind: FASHION_MNIST_CLASSES[kind] for kind in DEFAULT_TASK.item_classes}
 ITEMS_PER_CLASS = 8
 LOW, HIGH = DEFAULT_TASK.item_size // 2, DEFAULT_TASK.canvas_size - DEFAULT_TASK.item_size // 2
 DIRECTIONS = {"right": (0, 1), "down": (1, 0), "down-right": (1, 1)}
@@ -40,11 +41,6 @@ def header() -> None:
         "Spatial bias (grid pooling over the whole map in every block) and non-local attention let units "
         "see both items, so they can answer at any distance."
     )
-
-
-def bin_centres() -> list[float]:
-    edges = DEFAULT_TASK.bin_edges
-    return [(low + high - 1) / 2 for low, high in zip(edges[:-1], edges[1:])]
 
 
 def meaning(curve: results.DistanceAccuracy) -> str:
@@ -67,7 +63,7 @@ def meaning(curve: results.DistanceAccuracy) -> str:
 def accuracy_by_distance(names: list[str]) -> None:
     st.subheader("Accuracy by distance (test set, seed 0)")
     figure, rows, sentences = go.Figure(), [], []
-    x = bin_centres()
+    x = DEFAULT_TASK.bin_centres
     far = None
     for colour, name in zip(cycle(qualitative.D3), names):
         model = state.get_model(name)

@@ -7,6 +7,7 @@ from torch import nn
 
 from app import compute, links, state, tour
 from sbcore import analysis
+from sbcore.lab.same_different import DEFAULT_TASK
 from sbcore.paper import ARXIV_URL, PAPER_CLAIMS
 
 PARAMS = [links.Param("model", "intro_model", lambda: sb_models())]
@@ -14,6 +15,10 @@ PAGE_GUIDE = {
     "Explore": "one image through one model. Read the prediction first (and the notice beside it: is the image like "
                "the training data?), then the maps each spatial-bias branch adds, and, for non-local models, where a "
                "clicked point looks.",
+    "Global context": "the lab: are two items on one large canvas the same class? Accuracy is plotted by the items' "
+                      "distance; past the dotted line no unit of a plain network sees both, so a model that stays "
+                      "above chance there uses global context. Place two items yourself and read every model's "
+                      "P(same).",
     "Compare attributions": "the same image and class for two to four models. Bright pixels are the evidence each "
                             "model used; the colour scale is shared, so compare where, not how much.",
     "Effective receptive field": "how far a stage's centre output can see. The dotted line marks what its "
@@ -72,14 +77,17 @@ def branch_diagram(model: nn.Module, name: str) -> None:
 def claims() -> None:
     st.subheader("What the paper claims")
     low, high = PAPER_CLAIMS["throughput_sb_over_nl"]
+    side = DEFAULT_TASK.canvas_size
     st.markdown(
         f"From [{PAPER_CLAIMS['source']}]({ARXIV_URL}):\n"
         f"- About {PAPER_CLAIMS['added_params_nl_over_sb']:.0f}x fewer added parameters than non-local blocks.\n"
         f"- {low}x to {high}x more images per second than the non-local network.\n"
         "- ImageNet-1K top-1 of ResNet-50 +0.79; CIFAR-100 top-1 about +1.5 (ResNet-38 error 23.98 -> 22.44).\n"
         "- Spatial bias and non-local blocks together beat either alone.\n\n"
-        "The Throughput and Models pages measure the cost claims on this machine; the models here are small "
-        "ResNet-38s trained on Fashion-MNIST (28x28), where every stage-3 network already sees the whole image."
+        "The Throughput and Models pages measure the cost claims on this machine. The models here are small: "
+        "ResNet-38s trained on Fashion-MNIST (28x28, `*.fmnist`), where every stage-3 network already sees the "
+        f"whole image, and, for the Global context lab, ResNet-14s trained on {side}x{side} same-different "
+        "canvases (`*.samediff`), where two items can sit further apart than a plain network reaches."
     )
 
 

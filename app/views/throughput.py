@@ -98,15 +98,15 @@ def fit_budget(settings: dict) -> dict | None:
     return {**settings, "batch_sizes": tuple(batches)}
 
 
-def run_benchmark(settings: dict, requested: dict) -> None:
+def run_benchmark(settings: dict, requested: dict) -> bool:
     """Measure ``settings`` with the server's benchmark slot held; store the result, and the controls'
-    ``requested`` settings it answers, in the session."""
+    ``requested`` settings it answers, in the session. False, with an error shown, when it could not."""
     notice = st.empty()
     with benchmark_slot(notice.info, WAIT_TIMEOUT_S) as acquired:
         notice.empty()
         if not acquired:
             st.error("Another session's benchmark is still running; press Run benchmark again in a minute.")
-            return
+            return False
         crowd = sessions_measuring() - 1  # sessions that queued behind this one
         load = os.getloadavg()[0] / (os.cpu_count() or 1)
         progress = st.progress(0.0, text="Building and warming up the models…")
@@ -121,11 +121,12 @@ def run_benchmark(settings: dict, requested: dict) -> None:
             )
         except (SBCoreError, RuntimeError, ValueError, MemoryError) as error:
             st.error(f"The benchmark stopped: {str(error).splitlines()[0] if str(error) else type(error).__name__}.")
-            return
+            return False
         finally:
             progress.empty()
     st.session_state[RESULT] = {"settings": settings, "requested": requested, "rows": rows, "load_per_core": load,
                                 "queued": crowd, "finished": time.strftime("%H:%M:%S")}
+    return True
 
 
 def table(rows: list[analysis.ThroughputRow]) -> pd.DataFrame:
@@ -198,8 +199,8 @@ def results_ui(result: dict, current: dict) -> None:
         if row.error:
             st.warning(f"{row.model} at batch {row.batch_size}: {row.error}")
     if warnings_ui(result) and st.button("Measure again", key="speed_again_run"):
-        run_benchmark(settings, result["requested"])
-        st.rerun()
+        if run_benchmark(settings, result["requested"]):
+            st.rerun()  # draw the new result; after a failure, keep the error on screen
     frame = table(rows)
     charts_ui(frame, rows)
     st.subheader("Results")

@@ -63,6 +63,11 @@ class SameDifferentTask:
         return [f"{lo}-{hi - 1}" for lo, hi in zip(self.bin_edges[:-1], self.bin_edges[1:])]
 
     @property
+    def bin_centres(self) -> list[float]:
+        """The middle distance (px) of each bin, both ends included."""
+        return [(low + high - 1) / 2 for low, high in zip(self.bin_edges[:-1], self.bin_edges[1:])]
+
+    @property
     def preprocessing(self) -> Preprocessing:
         return Preprocessing(
             input_size=(1, self.canvas_size, self.canvas_size), mean=(self.mean,), std=(self.std,),

@@ -24,6 +24,14 @@ def test_nothing_runs_before_a_click_then_the_four_shipped_models_are_compared_w
     assert len(errors) == 4 and all(error < 5 for error in errors)
 
 
+def test_a_link_with_five_models_selects_the_first_four_known_ones(open_page):
+    five = ["nl_resnet38.fmnist", "resnet38.fmnist", "sbnl_resnet38.fmnist", "sb_resnet38.fmnist", "lab_resnet14.samediff"]
+    assert set(five) <= set(sbcore.list_models(pretrained=True))
+    at = open_page("compare", query={"models": ",".join(["no_such_model", *five])})
+    assert not at.exception, at.exception
+    assert at.multiselect(key="compare_models").value == five[:4]
+
+
 def test_one_target_class_and_another_method_for_two_models(open_page):
     at = open_page(
         "compare", compare_models=["resnet38.fmnist", "sb_resnet38.fmnist"], compare_method="saliency"

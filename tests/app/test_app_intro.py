@@ -31,3 +31,12 @@ def test_a_tour_stop_opens_its_page_with_model_and_image_chosen_and_says_what_to
     assert at.selectbox(key="explore_sample").value == stop.params["sample"]
     assert any(m.value.startswith(f"**Tour, stop 2 of {len(tour.STOPS)}") for m in at.markdown)
     assert at.page_link[0].value == f"Next: {tour.STOPS[2].title}"
+
+
+def test_the_guide_covers_the_global_context_lab_and_its_models(open_page):
+    at = open_page("intro")
+    assert not at.exception, at.exception
+    guide = next(m.value for m in at.markdown if m.value.startswith("- **Explore**"))
+    assert "- **Global context**:" in guide
+    claims = next(m.value for m in at.markdown if "The Throughput and Models pages" in m.value)
+    assert "ResNet-14" in claims and "128x128" in claims and "same-different" in claims

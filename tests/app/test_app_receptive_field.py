@@ -46,3 +46,13 @@ def test_uploads_skip_bad_files_with_an_error(open_page, sample_bytes):
     at.button(key="erf_run").click().run()
     assert not at.exception, at.exception
     assert (at.dataframe[0].value["images"] == 1).all()
+
+
+def test_compute_twice_with_the_same_settings_reuses_the_result(open_page):
+    at = open_page("receptive_field", erf_models=["resnet38.fmnist"], erf_count=1, erf_source="noise")
+    at.button(key="erf_run").click().run()
+    assert not at.exception, at.exception
+    first = at.dataframe[0].value
+    at.button(key="erf_run").click().run()  # a cache hit: no widget call may be replayed from inside the cache
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value.equals(first)

@@ -29,6 +29,16 @@ def test_a_prepared_link_opens_the_same_model_and_image_and_the_url_follows_the_
     assert at.query_params["sample"] == "fmnist_0018_bag.png"
 
 
+def test_a_link_is_applied_though_another_page_wrote_the_same_parameter_name(open_page):
+    at = open_page("intro", intro_model="sbnl_resnet38.fmnist")  # the intro writes model=sbnl_resnet38.fmnist
+    assert at.query_params["model"] == "sbnl_resnet38.fmnist"
+    at.switch_page("views/explore.py")
+    at.query_params = {"model": "sbnl_resnet38.fmnist"}  # a tour link naming the same model for explore
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="explore_model").value == "sbnl_resnet38.fmnist"
+
+
 def test_a_link_naming_nothing_known_keeps_the_defaults(open_page):
     at = open_page("explore", query={"model": "no_such_model", "sample": "../../etc/passwd"})
     assert not at.exception, at.exception

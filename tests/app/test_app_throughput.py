@@ -108,3 +108,12 @@ def test_a_quiet_measurement_has_no_warning_and_its_error_bars_stay_above_zero(o
     below, above = (_plotly_array(error_y[key]) for key in ("arrayminus", "array"))
     assert list(below) == [80.0, 80.0] and list(above) == [820.0, 820.0]  # from the quartiles: 100 - 80 = 20 ms >= 0
     assert "-" not in at.dataframe[0].value["Latency 25th-75th percentile (ms)"].iloc[0].replace(" to ", "")
+
+
+def test_measure_again_keeps_its_error_on_screen_when_the_benchmark_fails(open_page):
+    stored = _stored([_row("sb_resnet38", 0.6, None)], queued=2)
+    stored["settings"] = {**stored["settings"], "dtype": "fp8"}  # measure_throughput refuses it
+    at = open_page("throughput", speed_result=stored)
+    at.button(key="speed_again_run").click().run()
+    assert not at.exception, at.exception
+    assert any("The benchmark stopped" in e.value and "fp8" in e.value for e in at.error)
