@@ -26,15 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 LABELS = {"lab_resnet14": "plain", "sb_lab_resnet14": "SB", "nl_lab_resnet14": "NL", "sbnl_lab_resnet14": "SB+NL"}
 
 
-def bin_centres() -> list[float]:
-    edges = DEFAULT_TASK.bin_edges
-    return [(lo + hi - 1) / 2 for lo, hi in zip(edges[:-1], edges[1:])]
-
-
 def draw(results: list[DistanceAccuracy], field: int, far: int, out: Path) -> None:
     """Accuracy (percent) per distance bin, one line per model, chance and the receptive-field bound."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
-    centres = bin_centres()
+    centres = DEFAULT_TASK.bin_centres
     for offset, result in zip((-1.5, -0.5, 0.5, 1.5), results):
         label = LABELS[result.model.split(".")[0]]
         xs = [c + offset for c in centres]
