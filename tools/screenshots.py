@@ -143,6 +143,12 @@ def _visit_pages(out: Path, chromium: str, log: Path, started: float) -> float:
         wait_idle(page)
         capture(page, out / "explore_non_local.png")
 
+        _open(page, f"{url}/global_context", "P(same)")
+        page.get_by_role("button", name="Sweep distance").click()
+        page.get_by_text("plain reach:").first.wait_for(timeout=300_000)
+        wait_idle(page)
+        capture(page, out / "global_context.png")
+
         _open(page, f"{url}/compare", "Run")
         page.get_by_role("button", name="Run", exact=True).click()
         page.get_by_text("Attributing class").first.wait_for(timeout=300_000)
