@@ -69,7 +69,7 @@ def run_case(label: str, repeats: int, device: str) -> None:
 
 
 def _shipped(device: str) -> dict[str, torch.nn.Module]:
-    """The four shipped 28x28 Fashion-MNIST models (the lab's 224 px models are not part of the goal)."""
+    """The four shipped 28x28 Fashion-MNIST models (the lab's 128 px models are not part of the goal)."""
     return {name: create_model(name, pretrained=True).eval().to(device) for name in list_models("*.fmnist", pretrained=True)}
 
 

@@ -16,10 +16,9 @@ mkdir -p "$RUNS"
 for seed in $SEEDS; do
   for model in $VARIANTS; do
     out=$RUNS/${model}_s${seed}
-    if [[ -f $out/$model.safetensors ]]; then echo "done: $out"; continue; fi
     exec {lock}>"$out.lock"
     if ! flock -n "$lock"; then echo "taken by another worker: $out"; exec {lock}>&-; continue; fi
-    # another worker may have finished this run between the check above and the lock
+    # checked under the lock: another worker may have just finished this run
     if [[ -f $out/$model.safetensors ]]; then echo "done: $out"; exec {lock}>&-; continue; fi
     echo "$(date -u +%H:%M:%S) train $model seed $seed -> $out"
     python -m sbcore.train --model "$model" --dataset same-different --output "$out" --seed "$seed" \

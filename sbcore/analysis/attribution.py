@@ -7,7 +7,6 @@ its number of steps so that its completeness error stays under a share of the lo
 from __future__ import annotations
 
 import copy
-
 import math
 from dataclasses import dataclass
 

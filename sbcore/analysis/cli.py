@@ -178,8 +178,9 @@ def configure_explain(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "explain", help="attribution maps of one image through Captum",
         description="Attribute a class score to the input pixels with Captum methods. Writes IMAGE_explain.png "
-        "(heatmaps on one [0, 1] scale), IMAGE_explain.json (target, label; for Integrated Gradients its steps and completeness error: how far the attributions' sum misses the score change from the baseline, as a share of that change) and the raw "
-        "(H, W) attribution of each method as IMAGE_METHOD.csv.",
+        "(heatmaps on one [0, 1] scale), IMAGE_explain.json (target, label; for Integrated Gradients its steps and "
+        "completeness error: how far the attributions' sum misses the score change from the baseline, as a share of "
+        "that change) and the raw (H, W) attribution of each method as IMAGE_METHOD.csv.",
     )
     _add_common(parser)
     parser.add_argument("image", metavar="IMAGE", help="an image file (PNG, JPEG, GIF, BMP, TIFF, WebP)")
