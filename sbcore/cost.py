@@ -13,7 +13,7 @@ from sbcore.budget import check_memory
 from sbcore.cli_types import integer
 from sbcore.errors import SBCoreError
 from sbcore.factory import create_model, resolve_model
-from sbcore.layers import NonLocal2d, SpatialBias
+from sbcore.layers import NonLocal2d, SpatialBias, reference_formulation
 from sbcore.models.registry import list_models, plain_counterpart
 from sbcore.schema import MAX_CHANNELS, MAX_CLASSES, MAX_SIDE
 
@@ -68,11 +68,12 @@ def count_parameters(model: nn.Module) -> tuple[int, int, int, dict[str, dict[st
 
 @torch.no_grad()
 def count_flops(model: nn.Module, input_size: tuple[int, int, int]) -> int:
-    """FLOPs of one forward pass on a single (C, H, W) image, counted by FlopCounterMode."""
+    """FLOPs of one forward pass on a single (C, H, W) image, counted by FlopCounterMode on the layers as
+    defined (spatial bias's inference path multiplies by zeros that the architecture does not)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter, reference_formulation():
         model(torch.zeros(1, *input_size, device=device))
     model.train(was_training)
     return int(counter.get_total_flops())

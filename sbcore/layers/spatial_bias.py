@@ -1,11 +1,28 @@
 """Spatial bias: attention-free global context (Go & Ryu, arXiv 2302.12505)."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from sbcore.layers.resampling import upsample_maps
+from sbcore.layers.spatial_bias_inference import FoldedBranch, inference_upsampled_maps
+
+_REFERENCE_ONLY: ContextVar[bool] = ContextVar("spatial_bias_reference_only", default=False)
+
+
+@contextmanager
+def reference_formulation() -> Iterator[None]:
+    """Inside this block every spatial-bias branch runs its layers as written, never the inference path:
+    for counting the architecture's FLOPs rather than those of its fastest implementation."""
+    token = _REFERENCE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _REFERENCE_ONLY.reset(token)
 
 
 class SpatialBiasSteps(NamedTuple):
@@ -52,6 +69,7 @@ class SpatialBias(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(grid_size)
         positions = grid_size * grid_size
         self.grid_mixing = nn.Conv1d(positions, positions, kernel_size=kernel_size, padding=0)
+        self._folded: FoldedBranch | None = None  # inference weights, refolded whenever a source changes
 
     def mix(self, pooled: torch.Tensor) -> torch.Tensor:
         """(B, K, R, R) pooled features -> (B, N, R, R) spatial-bias maps: the paper's Conv1d, as written.
@@ -83,15 +101,45 @@ class SpatialBias(nn.Module):
         """(B, C, H, W) -> (B, N, R, R) raw spatial-bias maps."""
         return self.mix_as_matmul(self.pool(self.channel_reduction(x)))
 
+    def upsampled_maps(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(B, C, H, W) -> (B, N, *size): ``upsample_maps(self(x), size)``, the maps the block concatenates.
+
+        At inference (eval mode, autograd off, not compiling, outside ``reference_formulation()``) the same
+        numbers come from ``spatial_bias_inference``: BN folded into the 1x1 conv, pooling, mixing and
+        upsampling as three matrix products. The folded weights are kept until a parameter or BN statistic
+        changes in place, or ``train()``, ``eval()``, ``to()`` or ``load_state_dict`` is called; after editing
+        weights through ``.data`` or assigning new Parameters, call ``eval()`` again.
+        """
+        if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling() or _REFERENCE_ONLY.get():
+            return upsample_maps(self(x), size)
+        return inference_upsampled_maps(self._inference_weights(), x, self.grid_size, size)
+
+    def _inference_weights(self) -> FoldedBranch:
+        folded = self._folded
+        if folded is None or not folded.is_current():
+            conv, bn, _ = self.channel_reduction
+            folded = FoldedBranch.fold(conv, bn, self.grid_mixing, self.reduced_channels)
+            self._folded = folded if folded.versions is not None else None
+        return folded
+
+    def train(self, mode: bool = True) -> SpatialBias:
+        self._folded = None
+        return super().train(mode)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> SpatialBias:
+        # .to(), .cuda(), .half() may swap the parameters' storage
+        self._folded = None
+        return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
+        # load_state_dict(..., assign=True) swaps the parameters
+        self._folded = None
+        super()._load_from_state_dict(*args, **kwargs)
+
     def steps(self, x: torch.Tensor, output_size: tuple[int, int]) -> SpatialBiasSteps:
-        """Run the branch step by step and keep every intermediate tensor (the same kernels as ``forward``,
-        so the last step equals the maps the block uses)."""
+        """Run the branch step by step and keep every intermediate tensor (the kernels of ``forward``; the
+        block's inference path computes the same upsampled maps to within 1e-5)."""
         reduced = self.channel_reduction(x)
         pooled = self.pool(reduced)
         mixed = self.mix_as_matmul(pooled)
         return SpatialBiasSteps(reduced, pooled, mixed, upsample_maps(mixed, output_size))
-
-
-def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinearly resize (B, N, R, R) maps to (B, N, *size), align_corners=False."""
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)

@@ -152,13 +152,13 @@ class Bottleneck(nn.Module):
         return result
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, inplanes, H, W) -> (B, 4 * planes, H', W'); what ``forward_detailed`` computes, keeping nothing
-        and letting the non-local block use fused attention."""
+        """(B, inplanes, H, W) -> (B, 4 * planes, H', W'); what ``forward_detailed`` computes, keeping nothing,
+        letting the non-local block use fused attention and spatial bias its inference path."""
         identity = x if self.downsample is None else self.downsample(x)
         reduced = self.spatial_bias_input(x)
         out = self.conv2(reduced)
         if self.spatial_bias is not None:
-            maps = upsample_maps(self.spatial_bias(reduced), out.shape[-2:]).to(out.dtype)
+            maps = self.spatial_bias.upsampled_maps(reduced, out.shape[-2:]).to(out.dtype)
             out = torch.cat([out, maps], dim=1)
         out = self._residual(out, identity)
         return out if self.non_local is None else self.non_local(out)
