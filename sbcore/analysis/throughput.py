@@ -162,17 +162,19 @@ def _check_arguments(device: str, dtype: str, batch_sizes: Sequence[int]) -> tor
 def ratio_interval(
     mine: Sequence[float], theirs: Sequence[float], seed: int = 0
 ) -> tuple[float, tuple[float, float]] | None:
-    """img/s ratio of two models from their per-round latencies (seconds, paired by round), with a 95%
-    bootstrap interval that resamples whole rounds; None with fewer than two paired rounds."""
+    """img/s ratio of two models from their per-round latencies (seconds, paired by round): the median of the
+    per-round ratios, with a 95% bootstrap interval that resamples whole rounds; None with fewer than two
+    paired rounds. Pairing by round cancels what a round shares, such as a machine that slows down for a
+    minute, which a ratio of the two medians would not."""
     a, b = np.asarray(mine, dtype=float), np.asarray(theirs, dtype=float)
     if len(a) != len(b) or len(a) < 2:
         return None
-    estimate = float(np.median(b) / np.median(a))
+    per_round = b / a
     picks = np.random.default_rng(seed).integers(0, len(a), size=(BOOTSTRAP_SAMPLES, len(a)))
-    samples = np.median(b[picks], axis=1) / np.median(a[picks], axis=1)
+    samples = np.median(per_round[picks], axis=1)
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail])
-    return estimate, (float(low), float(high))
+    return float(np.median(per_round)), (float(low), float(high))
 
 
 class _CpuShare:
@@ -346,8 +348,9 @@ def _row(
 ) -> ThroughputRow:
     """A row with the latency statistics of one model at one batch size (the caller fills in the rest).
 
-    The median is the median of the per-round medians, the same statistic the ratios use, so a row's img/s
-    and its ratios agree; the quartiles pool every timed block.
+    The median is the median of the per-round medians; the quartiles pool every timed block. Ratios are
+    medians of per-round ratios (``ratio_interval``), so when the machine's speed drifted during a run they
+    can differ a little from the quotient of two rows' img/s.
     """
     row = ThroughputRow(model=name, batch_size=batch_size, device="", dtype="", channels_last=False, compiled=False,
                         img_per_s=None, median_ms=None, iqr_ms=None, peak_memory_mb=None, params_m=0.0, gflops=0.0,
