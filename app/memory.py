@@ -7,7 +7,6 @@ as they arrive, so an interrupted run (Cancel, a moved control, another page) le
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +41,7 @@ def keep_widget_values() -> None:
 class Stored:
     """A page's last result: the settings it was computed with, the value, whether the run finished."""
 
-    settings: Hashable
+    settings: Any  # compared with ==, never hashed
     value: Any
     complete: bool = True
     seconds: float = 0.0
@@ -63,12 +62,12 @@ def remember(page: str, stored: Stored) -> None:
     st.session_state[_slot(page)] = stored
 
 
-def is_stale(stored: Stored, settings: Hashable) -> bool:
+def is_stale(stored: Stored, settings: Any) -> bool:
     """Whether a stored result was made with other settings than the current ones."""
     return stored.settings != settings
 
 
-def show_freshness(stored: Stored, settings: Hashable, action: str) -> None:
+def show_freshness(stored: Stored, settings: Any, action: str) -> None:
     """One caption when the result shown is stale or from an interrupted run."""
     if not stored.complete:
         st.warning(

@@ -123,7 +123,7 @@ def _verdict(value: float | None, interval: tuple[float, float] | None, target: 
         return "met"
     if interval and interval[1] < target:
         return "NOT met"
-    return f"{'met' if value >= target else 'NOT met'} by the estimate, but the interval spans the target"
+    return f"{'met' if value >= target else 'NOT met'} by the estimate ({value:.3f}), but the interval spans the target"
 
 
 def report(setting: Setting, speeds: dict[str, float], ratios: Ratios, busy: float | None) -> None:

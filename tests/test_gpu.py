@@ -69,6 +69,7 @@ def test_compiled_models_are_measured_and_keep_their_ratios():
 
 @pytest.mark.parametrize("name", ["sb_resnet38", "sbnl_resnet38"])
 def test_fast_forward_matches_the_readable_definition_on_the_gpu(name):
+    """Under no_grad in eval mode, spatial bias takes its inference path (folded BN, matrix products)."""
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     fast = _model(name).cuda()

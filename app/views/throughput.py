@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app import plots, state
+from app import memory, plots, state
 from app.benchmark_lock import benchmark_slot, sessions_measuring
 from sbcore import analysis, create_model, list_models
 from sbcore.analysis.budget import estimate_benchmark
@@ -31,7 +31,8 @@ TIME_BUDGET_S = 90.0  # longest a click may measure
 WAIT_TIMEOUT_S = 180.0  # longest a session waits for another session's benchmark
 BUSY_SHARE = 0.25  # other processes using more than this share of the cores makes the numbers suspect
 WIDE_INTERVAL = 0.10  # a ratio interval wider than 10% of the ratio is too uncertain to read
-RESULT = "speed_result"
+PAGE = "speed"  # app.memory keeps the last measurement under this name
+
 
 def apply_preset() -> None:
     models, channels, side = PRESETS[st.session_state["speed_preset"]]
@@ -99,8 +100,9 @@ def fit_budget(settings: dict) -> dict | None:
 
 
 def run_benchmark(settings: dict, requested: dict) -> bool:
-    """Measure ``settings`` with the server's benchmark slot held; store the result, and the controls'
-    ``requested`` settings it answers, in the session. False, with an error shown, when it could not."""
+    """Measure ``settings`` with the server's benchmark slot held and remember the rows as the answer to the
+    controls' ``requested`` settings (``settings`` may have fewer batch sizes). False, with an error shown,
+    when it could not."""
     notice = st.empty()
     with benchmark_slot(notice.info, WAIT_TIMEOUT_S) as acquired:
         notice.empty()
@@ -124,8 +126,8 @@ def run_benchmark(settings: dict, requested: dict) -> bool:
             return False
         finally:
             progress.empty()
-    st.session_state[RESULT] = {"settings": settings, "requested": requested, "rows": rows, "load_per_core": load,
-                                "queued": crowd, "finished": time.strftime("%H:%M:%S")}
+    memory.remember(PAGE, memory.Stored(requested, rows, extra={
+        "measured": settings, "load_per_core": load, "queued": crowd, "finished": time.strftime("%H:%M:%S")}))
     return True
 
 
@@ -142,17 +144,17 @@ def table(rows: list[analysis.ThroughputRow]) -> pd.DataFrame:
     } for r in rows])
 
 
-def warnings_ui(result: dict) -> bool:
+def warnings_ui(stored: memory.Stored) -> bool:
     """Warn about a busy machine or wide intervals; True when the numbers should be measured again."""
-    rows = result["rows"]
+    rows, extra = stored.value, stored.extra
     reasons = []
     share = max((r.others_cpu_share or 0.0 for r in rows), default=0.0)
     if share > BUSY_SHARE:
         reasons.append(f"other processes used {share:.0%} of the cores while it ran")
-    if result["load_per_core"] > 1.0:
-        reasons.append(f"the load average was {result['load_per_core']:.1f} per core when it started")
-    if result["queued"] > 0:
-        reasons.append(f"{result['queued']} other session(s) were waiting to measure")
+    if extra["load_per_core"] > 1.0:
+        reasons.append(f"the load average was {extra['load_per_core']:.1f} per core when it started")
+    if extra["queued"] > 0:
+        reasons.append(f"{extra['queued']} other session(s) were waiting to measure")
     wide = [f"{r.model} at batch {r.batch_size}" for r in rows for value, ci in
             ((r.vs_baseline, r.vs_baseline_ci), (r.vs_non_local, r.vs_non_local_ci))
             if value and ci and value != 1.0 and (ci[1] - ci[0]) > WIDE_INTERVAL * value]
@@ -186,20 +188,19 @@ def charts_ui(frame: pd.DataFrame, rows: list[analysis.ThroughputRow]) -> None:
                          frame[["Model", "Batch", "Median latency (ms)", "Latency 25th-75th percentile (ms)"]])
 
 
-def results_ui(result: dict, current: dict) -> None:
-    settings, rows = result["settings"], result["rows"]
+def results_ui(stored: memory.Stored, current: dict) -> None:
+    settings, rows = stored.extra["measured"], stored.value
     c, h, w = settings["input_size"]
     st.caption(f"Measured at {c}x{h}x{w} on {settings['device']}, {settings['dtype']}, {settings['rounds']} "
-               f"interleaved rounds, finished {result['finished']}.")
-    if result["requested"] != current:
-        st.info("The controls changed since this measurement; press Run benchmark to measure the new settings.")
+               f"interleaved rounds, finished {stored.extra['finished']}.")
+    memory.show_freshness(stored, current, "Run benchmark")
     if h < SMALL_SIDE:
         st.caption("Small input: overhead-dominated, so the ratios reflect per-call costs more than the architectures.")
     for row in rows:
         if row.error:
             st.warning(f"{row.model} at batch {row.batch_size}: {row.error}")
-    if warnings_ui(result) and st.button("Measure again", key="speed_again_run"):
-        if run_benchmark(settings, result["requested"]):
+    if warnings_ui(stored) and st.button("Measure again", key="speed_again_run"):
+        if run_benchmark(settings, stored.settings):
             st.rerun()  # draw the new result; after a failure, keep the error on screen
     frame = table(rows)
     charts_ui(frame, rows)
@@ -227,7 +228,8 @@ if st.button("Run benchmark", type="primary", key="speed_run", disabled=not curr
     fitted = fit_budget(current)
     if fitted is not None:
         run_benchmark(fitted, current)
-if RESULT not in st.session_state:
+stored = memory.recall(PAGE)
+if stored is None:
     st.info("Choose models and settings, then press Run benchmark.")
     st.stop()
-results_ui(st.session_state[RESULT], current)
+results_ui(stored, current)

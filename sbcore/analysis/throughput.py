@@ -46,8 +46,8 @@ class ThroughputRow:
     peak_memory_mb: float | None  # above what was in use before the forward: CUDA max allocated, CPU peak RSS
     params_m: float  # millions of parameters
     gflops: float  # per image
-    vs_baseline: float | None  # img/s over the plain counterpart's img/s in this run
-    vs_non_local: float | None  # img/s over the nl_ variant's img/s in this run
+    vs_baseline: float | None  # img/s over the plain counterpart's, paired by round (see ratio_interval)
+    vs_non_local: float | None  # img/s over the nl_ variant's, paired by round
     error: str | None = None
     latency_low_ms: float | None = None  # 25th percentile of the per-batch latency
     latency_high_ms: float | None = None  # 75th percentile
@@ -165,16 +165,17 @@ def ratio_interval(
     """img/s ratio of two models from their per-round latencies (seconds, paired by round): the median of the
     per-round ratios, with a 95% bootstrap interval that resamples whole rounds; None with fewer than two
     paired rounds. Pairing by round cancels what a round shares, such as a machine that slows down for a
-    minute, which a ratio of the two medians would not."""
+    minute, which a ratio of the two medians would not. Medians are taken of log ratios, so A/B is exactly
+    the reciprocal of B/A also for an even number of rounds."""
     a, b = np.asarray(mine, dtype=float), np.asarray(theirs, dtype=float)
     if len(a) != len(b) or len(a) < 2:
         return None
-    per_round = b / a
+    log_ratios = np.log(b / a)
     picks = np.random.default_rng(seed).integers(0, len(a), size=(BOOTSTRAP_SAMPLES, len(a)))
-    samples = np.median(per_round[picks], axis=1)
+    samples = np.median(log_ratios[picks], axis=1)
     tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(samples, [tail, 100 - tail])
-    return float(np.median(per_round)), (float(low), float(high))
+    low, high = np.exp(np.percentile(samples, [tail, 100 - tail]))
+    return float(np.exp(np.median(log_ratios))), (float(low), float(high))
 
 
 class _CpuShare:

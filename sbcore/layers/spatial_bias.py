@@ -104,23 +104,24 @@ class SpatialBias(nn.Module):
     def upsampled_maps(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """(B, C, H, W) -> (B, N, *size): ``upsample_maps(self(x), size)``, the maps the block concatenates.
 
-        At inference (eval mode, autograd off, not compiling, outside ``reference_formulation()``) the same
-        numbers come from ``spatial_bias_inference``: BN folded into the 1x1 conv, pooling, mixing and
-        upsampling as three matrix products. The folded weights are kept until a parameter or BN statistic
-        changes in place, or ``train()``, ``eval()``, ``to()`` or ``load_state_dict`` is called; after editing
-        weights through ``.data`` or assigning new Parameters, call ``eval()`` again.
+        At inference (eval mode, BN included; autograd off; not compiling or tracing; outside
+        ``reference_formulation()``) the same numbers come from ``spatial_bias_inference``: BN folded into the
+        1x1 conv, the grid mixing as one matrix product, and pooling and upsampling as matrix products where
+        that is faster. That path calls no submodule, so hooks on the branch's layers do not fire. The folded
+        weights are kept until a parameter, BN statistic or eps changes, or ``train()``, ``eval()``, ``to()``
+        or ``load_state_dict`` is called; after editing weights through ``.data`` or assigning new
+        Parameters, call ``eval()`` again. Weights made under ``inference_mode`` are refolded on every call.
+        The cache is replaced whole, so threads sharing a model at worst fold twice.
         """
-        if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling() or _REFERENCE_ONLY.get():
+        conv, bn, _ = self.channel_reduction
+        if (self.training or bn.training or torch.is_grad_enabled() or torch.compiler.is_compiling()
+                or torch.jit.is_tracing() or _REFERENCE_ONLY.get()):
             return upsample_maps(self(x), size)
-        return inference_upsampled_maps(self._inference_weights(), x, self.grid_size, size)
-
-    def _inference_weights(self) -> FoldedBranch:
         folded = self._folded
-        if folded is None or not folded.is_current():
-            conv, bn, _ = self.channel_reduction
+        if folded is None or not folded.is_current(bn):
             folded = FoldedBranch.fold(conv, bn, self.grid_mixing, self.reduced_channels)
             self._folded = folded if folded.versions is not None else None
-        return folded
+        return inference_upsampled_maps(folded, x, self.grid_size, size)
 
     def train(self, mode: bool = True) -> SpatialBias:
         self._folded = None
@@ -135,6 +136,10 @@ class SpatialBias(nn.Module):
         # load_state_dict(..., assign=True) swaps the parameters
         self._folded = None
         super()._load_from_state_dict(*args, **kwargs)
+
+    def __getstate__(self) -> dict:
+        # a copy (deepcopy, pickle) gets tensors with version counters of their own: it folds afresh
+        return {**super().__getstate__(), "_folded": None}
 
     def steps(self, x: torch.Tensor, output_size: tuple[int, int]) -> SpatialBiasSteps:
         """Run the branch step by step and keep every intermediate tensor (the kernels of ``forward``; the

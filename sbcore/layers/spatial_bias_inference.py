@@ -24,6 +24,7 @@ from sbcore.layers.resampling import (
     dense_pooling_pays, dense_upsampling_pays, pooling_matrix, upsample_maps, upsampling_matrix,
 )
 
+
 def banded_mixing_matrix(weight: torch.Tensor, reduced_channels: int) -> torch.Tensor:
     """(R*R, R*R, kernel) grid-mixing Conv1d weight -> (K*R*R, N*R*R) matrix M of all N windows at once.
 
@@ -47,6 +48,7 @@ class FoldedBranch:
     reduce_bias: torch.Tensor  # (K,): the BN's shift
     mixing_matrix: torch.Tensor  # (K*R*R, N*R*R), see banded_mixing_matrix
     mixing_bias: torch.Tensor  # (N*R*R,): the Conv1d bias, once per map
+    eps: float  # the BN's eps when folded
     sources: tuple[torch.Tensor, ...]  # detached views: they share the parameters' version counters
     versions: tuple[int, ...] | None  # the sources' versions when folded; None for inference tensors
 
@@ -67,13 +69,14 @@ class FoldedBranch:
             weight = (conv.weight.to(precision) * scale.view(-1, 1, 1, 1)).to(conv.weight.dtype)
             bias = (bn.bias.to(precision) - bn.running_mean.to(precision) * scale).to(bn.bias.dtype)
             matrix = banded_mixing_matrix(grid_mixing.weight, reduced_channels)
-            num_maps = matrix.shape[1] // grid_mixing.bias.numel()
-            mixing_bias = grid_mixing.bias.repeat(num_maps)
-        return cls(weight, bias, matrix, mixing_bias, sources, versions)
+            mixing_bias = grid_mixing.bias.repeat(reduced_channels - grid_mixing.kernel_size[0] + 1)
+        return cls(weight, bias, matrix, mixing_bias, bn.eps, sources, versions)
 
-    def is_current(self) -> bool:
-        """False once any source was changed in place (an optimizer step, ``load_state_dict``, ``fill_``...)."""
-        return self.versions is not None and all(t._version == v for t, v in zip(self.sources, self.versions))
+    def is_current(self, bn: nn.BatchNorm2d) -> bool:
+        """False once any source was changed in place (an optimizer step, ``load_state_dict``, ``fill_``...)
+        or the BN's eps was changed."""
+        return (self.versions is not None and bn.eps == self.eps
+                and all(t._version == v for t, v in zip(self.sources, self.versions)))
 
 
 def inference_upsampled_maps(

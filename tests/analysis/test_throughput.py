@@ -124,6 +124,14 @@ def test_ratio_interval_compares_the_models_within_each_round():
     assert ratio == pytest.approx(1.0)
 
 
+def test_ratio_interval_of_b_over_a_is_the_reciprocal_of_a_over_b():
+    mine, theirs = [1.0, 2.0, 1.5, 1.2], [2.0, 2.2, 3.5, 1.0]  # an even number of rounds: two middle ratios
+    forward, (low, high) = ratio_interval(mine, theirs)
+    backward, (back_low, back_high) = ratio_interval(theirs, mine)
+    assert forward * backward == pytest.approx(1.0)
+    assert (low * back_high, high * back_low) == pytest.approx((1.0, 1.0))
+
+
 def test_ratio_interval_widens_when_rounds_disagree():
     steady = ratio_interval([1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
     noisy = ratio_interval([1.0, 0.5, 2.0, 1.0, 0.7, 1.5], [2.0, 2.0, 2.0, 2.0, 2.0, 2.0])

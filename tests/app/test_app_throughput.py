@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from app.memory import Stored
 from sbcore.analysis import ThroughputRow
 
 SMALL = dict(speed_models=["sb_resnet38", "nl_resnet38"], speed_batches=[1, 2], speed_time=1.0, speed_channels=1)
@@ -50,7 +51,7 @@ def test_benchmark_reports_human_columns_intervals_and_the_paper_and_keeps_its_r
 
     at.slider(key="speed_rounds").set_value(4).run()  # a control changes: the result stays, marked as older
     assert at.dataframe[0].value.equals(results)
-    assert any("controls changed" in i.value for i in at.info)
+    assert any("earlier settings" in c.value for c in at.caption)
 
     at.switch_page("views/models.py").run()
     at.switch_page("views/throughput.py").run()
@@ -77,16 +78,16 @@ def _row(model: str, share: float, ratio_ci: tuple[float, float] | None) -> Thro
                          vs_non_local_ci=ratio_ci, rounds=6, others_cpu_share=share)
 
 
-def _stored(rows: list[ThroughputRow], queued: int = 0) -> dict:
+def _stored(rows: list[ThroughputRow], queued: int = 0, **changes: object) -> Stored:
     settings = dict(models=tuple(r.model for r in rows), batch_sizes=(1,), input_size=(1, 16, 16), device="cpu",
                     dtype="fp32", channels_last=False, compile=False, min_run_time=1.0, rounds=6)
-    return {"settings": settings, "requested": settings, "rows": rows, "load_per_core": 0.2, "queued": queued,
-            "finished": "12:00:00"}
+    return Stored(settings, rows, extra={"measured": {**settings, **changes}, "load_per_core": 0.2, "queued": queued,
+                                         "finished": "12:00:00"})
 
 
 def test_a_busy_machine_or_a_wide_interval_is_flagged_with_a_measure_again_button(open_page):
     busy = [_row("sb_resnet38", 0.6, (1.0, 2.2)), _row("nl_resnet38", 0.6, None)]
-    at = open_page("throughput", speed_result=_stored(busy, queued=2))
+    at = open_page("throughput", _result_speed=_stored(busy, queued=2))
     assert not at.exception, at.exception
     warning = next(w.value for w in at.warning if "may be skewed" in w.value)
     assert "60% of the cores" in warning and "2 other session(s)" in warning and "intervals are wide" in warning
@@ -101,7 +102,7 @@ def _plotly_array(value: dict | list) -> np.ndarray:
 
 def test_a_quiet_measurement_has_no_warning_and_its_error_bars_stay_above_zero(open_page):
     quiet = [_row("sb_resnet38", 0.05, (1.45, 1.55)), _row("nl_resnet38", 0.05, None)]
-    at = open_page("throughput", speed_result=_stored(quiet))
+    at = open_page("throughput", _result_speed=_stored(quiet))
     assert not at.exception, at.exception
     assert not [w for w in at.warning if "may be skewed" in w.value]
     error_y = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]["error_y"]
@@ -111,9 +112,8 @@ def test_a_quiet_measurement_has_no_warning_and_its_error_bars_stay_above_zero(o
 
 
 def test_measure_again_keeps_its_error_on_screen_when_the_benchmark_fails(open_page):
-    stored = _stored([_row("sb_resnet38", 0.6, None)], queued=2)
-    stored["settings"] = {**stored["settings"], "dtype": "fp8"}  # measure_throughput refuses it
-    at = open_page("throughput", speed_result=stored)
+    stored = _stored([_row("sb_resnet38", 0.6, None)], queued=2, dtype="fp8")  # measure_throughput refuses fp8
+    at = open_page("throughput", _result_speed=stored)
     at.button(key="speed_again_run").click().run()
     assert not at.exception, at.exception
     assert any("The benchmark stopped" in e.value and "fp8" in e.value for e in at.error)

@@ -109,11 +109,12 @@ def test_inference_path_reads_channels_last_input():
         lambda branch: branch.channel_reduction[1].running_mean.add_(1.0),
         lambda branch: branch.grid_mixing.weight.mul_(2.0),
         lambda branch: branch.grid_mixing.bias.add_(1.0),
+        lambda branch: setattr(branch.channel_reduction[1], "eps", 0.5),
         lambda branch: branch.load_state_dict(_trained_branch(16, grid_size=6, reduced_channels=5).state_dict()),
         lambda branch: branch.load_state_dict(
             {k: v * 2 for k, v in branch.state_dict().items()}, assign=True),
     ],
-    ids=["conv-weight", "bn-var", "bn-mean", "mixing-weight", "mixing-bias", "load", "load-assign"],
+    ids=["conv-weight", "bn-var", "bn-mean", "mixing-weight", "mixing-bias", "bn-eps", "load", "load-assign"],
 )
 def test_inference_path_follows_every_change_of_the_weights(change):
     branch = _trained_branch(16, grid_size=6)
@@ -122,10 +123,52 @@ def test_inference_path_follows_every_change_of_the_weights(change):
     before = _inference(branch, x, (12, 12))
     with torch.no_grad():
         change(branch)
-    branch.eval()
     after = _inference(branch, x, (12, 12))
     assert not torch.allclose(after, before)
     assert _relative_error(after, _reference(branch, x, (12, 12))) <= TOLERANCE
+
+
+def test_a_copy_folds_its_own_weights():
+    """A deep copy (an EMA model, say) changed in place must not keep the original's folded weights."""
+    branch = SpatialBias(16, grid_size=6).eval()  # fresh: every version counter still at 0, as in the copy
+    x = torch.randn(2, 16, 12, 12)
+    original = _inference(branch, x, (12, 12))
+    twin = copy.deepcopy(branch)
+    with torch.no_grad():
+        twin.grid_mixing.bias.add_(1.0)
+    assert _relative_error(_inference(twin, x, (12, 12)), _reference(twin, x, (12, 12))) <= TOLERANCE
+    assert torch.equal(_inference(branch, x, (12, 12)), original)
+
+
+def test_a_bn_switched_to_training_normalises_by_batch_statistics():
+    """BN recalibration puts only the BN layers in training mode: folding the running statistics would be wrong."""
+    branch = _trained_branch(16, grid_size=6)
+    x = torch.randn(4, 16, 12, 12) * 2 + 3
+    _inference(branch, x, (12, 12))
+    twin = copy.deepcopy(branch)
+    branch.channel_reduction[1].train()
+    twin.channel_reduction[1].train()
+    with torch.no_grad():
+        expected = upsample_maps(twin(x), (12, 12))
+    assert _relative_error(_inference(branch, x, (12, 12)), expected) <= TOLERANCE
+    torch.testing.assert_close(branch.channel_reduction[1].running_mean, twin.channel_reduction[1].running_mean)
+
+
+class _Upsampled(torch.nn.Module):
+    def __init__(self, branch: SpatialBias) -> None:
+        super().__init__()
+        self.branch = branch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.branch.upsampled_maps(x, (12, 12))
+
+
+def test_a_trace_records_the_layers_as_defined():
+    """torch.jit.trace runs the model once: what it records must not bake in the folded weights."""
+    module = _Upsampled(_trained_branch(16, grid_size=6))
+    with torch.no_grad():
+        traced = torch.jit.trace(module, torch.randn(2, 16, 12, 12))
+    assert "adaptive_avg_pool2d" in str(traced.inlined_graph)
 
 
 def test_inference_path_follows_a_change_of_dtype():
@@ -166,7 +209,7 @@ def test_model_inference_equals_its_readable_definition(name, size):
     x = torch.randn(3, 3, size, size)
     with torch.inference_mode():
         fast = model(x)
-        readable = copy.deepcopy(model).forward_intermediates(x).logits
+        readable = model.forward_intermediates(x).logits  # never takes the inference path
     assert _relative_error(fast, readable) <= TOLERANCE
 
 
