@@ -163,6 +163,7 @@ class _Upsampled(torch.nn.Module):
         return self.branch.upsampled_maps(x, (12, 12))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:FutureWarning")  # deprecated, still used (ONNX export)
 def test_a_trace_records_the_layers_as_defined():
     """torch.jit.trace runs the model once: what it records must not bake in the folded weights."""
     module = _Upsampled(_trained_branch(16, grid_size=6))
