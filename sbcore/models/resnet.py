@@ -140,7 +140,7 @@ class Bottleneck(nn.Module):
         result = BlockOutput(out)
         if self.spatial_bias is not None:
             maps = self.spatial_bias(reduced)
-            upsampled = upsample_maps(maps, out.shape[-2:]).to(out.dtype)
+            upsampled = _like(upsample_maps(maps, out.shape[-2:]), out)
             result.spatial_bias, result.spatial_bias_upsampled = maps, upsampled
             out = torch.cat([out, upsampled], dim=1)
         out = self._residual(out, identity)
@@ -158,10 +158,17 @@ class Bottleneck(nn.Module):
         reduced = self.spatial_bias_input(x)
         out = self.conv2(reduced)
         if self.spatial_bias is not None:
-            maps = self.spatial_bias.upsampled_maps(reduced, out.shape[-2:]).to(out.dtype)
+            maps = _like(self.spatial_bias.upsampled_maps(reduced, out.shape[-2:]), out)
             out = torch.cat([out, maps], dim=1)
         out = self._residual(out, identity)
         return out if self.non_local is None else self.non_local(out)
+
+
+def _like(maps: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``maps`` in ``out``'s dtype and memory format: concatenating a channels_last tensor with a contiguous one
+    gives a contiguous result, which would send bn2, conv3 and their backward passes through layout copies."""
+    channels_last = out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    return maps.to(dtype=out.dtype, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 @dataclass

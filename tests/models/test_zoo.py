@@ -112,3 +112,20 @@ def test_another_channel_count_keeps_the_rest_of_the_preprocessing():
     assert default.dark_background and three.dark_background
     assert three.input_size == (3, *default.input_size[1:]) and len(three.mean) == len(three.std) == 3
     assert (three.interpolation, three.crop_pct) == (default.interpolation, default.crop_pct)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name", ["sb_resnet38", "sbnl_resnet38"])
+def test_spatial_bias_blocks_keep_a_channels_last_model_channels_last(name, training):
+    """The maps are concatenated in the 3x3 conv output's layout: a mixed-layout concatenation would come out
+    contiguous and send bn2 and its backward pass through layout copies."""
+    model = sbcore.create_model(name).train(training).to(memory_format=torch.channels_last)
+    layouts = []
+    for block in model.layer1:
+        block.bn2.register_forward_pre_hook(
+            lambda _, inputs: layouts.append(inputs[0].is_contiguous(memory_format=torch.channels_last)))
+    x = torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    with torch.set_grad_enabled(training):
+        model(x)
+        model.forward_intermediates(x)
+    assert layouts == [True] * 8
