@@ -3,6 +3,7 @@
     python benchmarks/throughput.py            # the issue's settings, one thread, about 10 minutes on 2 cores
     python benchmarks/throughput.py --quick    # 3 rounds, tiny time slices, batches <= 8 (a smoke run)
     python benchmarks/throughput.py --cpu-time # time by thread CPU time: leaves out what other processes took
+    python benchmarks/throughput.py --device cuda  # the GPU settings: fp16 and bf16 autocast, channels_last
 
 Settings: inference in fp32 of the ResNet-38 family at 3x32x32, batch 8, and of the ResNet-50 family at
 224x224, batch 1 and 8; training steps (forward, backward, SGD) of the ResNet-38 family on 1x28x28,
@@ -11,6 +12,11 @@ on a CPU without native bf16, such as this project's machine). Within each setti
 round, so a busy spell of a shared machine slows them alike. Prints img/s per model and the img/s ratios
 SB/plain, SB/NL and SB+NL/NL with 95% bootstrap intervals over rounds, each SB/plain ratio against its
 target, and the share of the machine other processes used meanwhile.
+
+On a GPU (``--device cuda``) the settings follow the paper's: the ResNet-50 family at 224x224, batch 256,
+under fp16 and bf16 autocast, channels_last, and at batch 1 (launch-bound); the ResNet-38 family at
+3x32x32, batch 1024; training steps under bf16 autocast of both families. The issue sets no GPU targets,
+so these rows report ratios without a verdict.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from sbcore import create_model
-from sbcore.analysis.throughput import format_ratio, measure_throughput, ratio_interval, time_interleaved
+from sbcore.analysis.throughput import DTYPES, format_ratio, measure_throughput, ratio_interval, time_interleaved
 
 VARIANTS = ("", "sb_", "nl_", "sbnl_")
 RATIOS = (("SB/plain", "sb_", ""), ("SB/NL", "sb_", "nl_"), ("SB+NL/NL", "sbnl_", "nl_"))  # img/s of one over the other
@@ -37,36 +43,55 @@ class Setting:
     family: str
     input_size: tuple[int, int, int]
     batch_size: int
-    target: float  # SB/plain img/s the issue asks for
+    target: float | None  # SB/plain img/s the issue asks for (None: no target, as on a GPU)
     seconds: float  # timing per model over all rounds
     training: bool = False
-    bf16: bool = True  # training only: under bf16 autocast (the issue's setting) or in fp32
+    dtype: str = "fp32"  # fp16 / bf16: under autocast
+    channels_last: bool = False
+    device: str = "cpu"
 
     @property
     def label(self) -> str:
         size = "x".join(map(str, self.input_size)) if self.input_size[1] < 100 else str(self.input_size[1])
-        extra = (f", {'bf16 autocast' if self.bf16 else 'fp32'}, channels_last" if self.training else ", fp32")
-        return f"{'training' if self.training else 'inference'} {self.family} {size} batch {self.batch_size}{extra}"
+        extra = "" if self.dtype == "fp32" else " autocast"
+        layout = ", channels_last" if self.channels_last else ""
+        return (f"{'training' if self.training else 'inference'} {self.family} {size} batch {self.batch_size}, "
+                f"{self.dtype}{extra}{layout}, {self.device}")
 
 
 SETTINGS = (
     Setting("resnet38", (3, 32, 32), 8, 0.95, 12.0),
     Setting("resnet50", (3, 224, 224), 1, 0.97, 16.0),
     Setting("resnet50", (3, 224, 224), 8, 0.97, 40.0),
-    Setting("resnet38", (1, 28, 28), 128, 0.90, 4.0, training=True),  # a step takes seconds: one per turn
+    # a step takes seconds: one per turn
+    Setting("resnet38", (1, 28, 28), 128, 0.90, 4.0, training=True, dtype="bf16", channels_last=True),
     # what the trainer runs on a CPU without native bf16, such as this one
-    Setting("resnet38", (1, 28, 28), 128, 0.90, 4.0, training=True, bf16=False),
+    Setting("resnet38", (1, 28, 28), 128, 0.90, 4.0, training=True, channels_last=True),
+)
+
+GPU_SETTINGS = tuple(
+    Setting(family, size, batch, None, seconds, training, dtype, channels_last=True, device="cuda")
+    for family, size, batch, seconds, training, dtype in (
+        ("resnet50", (3, 224, 224), 256, 6.0, False, "fp16"),
+        ("resnet50", (3, 224, 224), 256, 6.0, False, "bf16"),
+        ("resnet50", (3, 224, 224), 1, 3.0, False, "fp16"),
+        ("resnet38", (3, 32, 32), 1024, 3.0, False, "fp16"),
+        ("resnet38", (1, 28, 28), 128, 3.0, True, "bf16"),
+        ("resnet50", (3, 224, 224), 128, 6.0, True, "bf16"),
+    )
 )
 
 
-def training_step(name: str, input_size: tuple[int, int, int], batch_size: int, bf16: bool) -> Callable[[], None]:
-    """One SGD step of a fresh model on a fixed random batch, channels_last, under bf16 autocast or in fp32."""
+def training_step(name: str, setting: Setting) -> Callable[[], None]:
+    """One SGD step of a fresh model on a fixed random batch, under autocast unless the setting is fp32."""
     torch.manual_seed(0)
-    model = create_model(name, in_chans=input_size[0]).train().to(memory_format=torch.channels_last)
+    device = torch.device(setting.device)
+    layout = torch.channels_last if setting.channels_last else torch.contiguous_format
+    model = create_model(name, in_chans=setting.input_size[0]).train().to(device, memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch_size, *input_size).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch_size,))
-    autocast = partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=bf16)
+    x = torch.randn(setting.batch_size, *setting.input_size, device=device).contiguous(memory_format=layout)
+    y = torch.randint(0, 10, (setting.batch_size,), device=device)
+    autocast = partial(torch.autocast, device.type, dtype=DTYPES.get(setting.dtype), enabled=setting.dtype != "fp32")
 
     def step() -> None:
         with autocast():
@@ -83,12 +108,12 @@ Ratios = dict[str, tuple[float | None, tuple[float, float] | None]]
 
 def measure_training(setting: Setting, rounds: int, cpu_time: bool) -> tuple[dict[str, float], Ratios, float | None]:
     """(img/s by model, ratios with intervals, others' CPU share) of the family's training steps, interleaved."""
-    steps = {prefix + setting.family: training_step(prefix + setting.family, setting.input_size, setting.batch_size,
-                                                    setting.bf16)
-             for prefix in VARIANTS}
+    steps = {prefix + setting.family: training_step(prefix + setting.family, setting) for prefix in VARIANTS}
+    synchronize = torch.cuda.synchronize if setting.device == "cuda" else None
     for step in steps.values():
-        step()  # warm-up: allocator, autograd graph, optimizer state
-    timing = time_interleaved(steps, rounds, setting.seconds / rounds,
+        for _ in range(1 if setting.device == "cpu" else 3):
+            step()  # warm-up: allocator, autograd graph, optimizer state (and cuDNN's algorithm search)
+    timing = time_interleaved(steps, rounds, setting.seconds / rounds, synchronize=synchronize,
                               clock=time.thread_time if cpu_time else time.perf_counter)
     if timing.errors:
         raise RuntimeError(f"training failed: {timing.errors}")
@@ -101,11 +126,13 @@ def measure_training(setting: Setting, rounds: int, cpu_time: bool) -> tuple[dic
 
 
 def measure_inference(setting: Setting, rounds: int, cpu_time: bool) -> tuple[dict[str, float], Ratios, float | None]:
-    """(img/s by model, ratios with intervals, others' CPU share) of the family in fp32 inference, interleaved."""
+    """(img/s by model, ratios with intervals, others' CPU share) of the family's inference, interleaved."""
     builders = {prefix + setting.family: partial(create_model, prefix + setting.family, in_chans=setting.input_size[0])
                 for prefix in VARIANTS}
     rows = {r.model: r for r in measure_throughput(builders, [setting.batch_size], setting.input_size,
-                                                   min_run_time=setting.seconds, rounds=rounds, cpu_time=cpu_time)}
+                                                   device=setting.device, dtype=setting.dtype,
+                                                   channels_last=setting.channels_last, min_run_time=setting.seconds,
+                                                   rounds=rounds, cpu_time=cpu_time)}
     errors = [f"{r.model}: {r.error}" for r in rows.values() if r.error]
     if errors:
         raise RuntimeError(f"inference failed: {errors}")
@@ -115,8 +142,10 @@ def measure_inference(setting: Setting, rounds: int, cpu_time: bool) -> tuple[di
     return {name: row.img_per_s for name, row in rows.items()}, ratios, sb.others_cpu_share
 
 
-def _verdict(value: float | None, interval: tuple[float, float] | None, target: float) -> str:
+def _verdict(value: float | None, interval: tuple[float, float] | None, target: float | None) -> str:
     """'met' or 'NOT met' only when the whole interval says so; otherwise the point estimate, flagged."""
+    if target is None:
+        return ""
     if value is None:
         return "not measured"
     if interval and interval[0] >= target:
@@ -144,15 +173,23 @@ def main() -> None:
                         help="3 rounds, tiny time slices, batches of at most 8: checks the script runs")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per setting (default: 10, training 4)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu: the issue's settings (default); cuda: the GPU settings")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time by this thread's CPU time instead of wall time (needs --threads 1): on a shared "
                              "machine it leaves out the time other processes had the core")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda needs a CUDA GPU, and torch sees none")
+    if args.device == "cuda" and args.cpu_time:
+        parser.error("--cpu-time measures the CPU; leave it out with --device cuda")
     torch.set_num_threads(args.threads)
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.processor() or platform.machine()}, "
+    torch.backends.cudnn.benchmark = True
+    machine = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine}, "
           f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, interleaved rounds, "
           f"{'thread CPU time' if args.cpu_time else 'wall time'}")
-    for setting in SETTINGS:
+    for setting in SETTINGS if args.device == "cpu" else GPU_SETTINGS:
         if args.quick:
             setting = replace(setting, seconds=0.01, batch_size=min(setting.batch_size, 8))
         rounds = 3 if args.quick else args.rounds or (4 if setting.training else 10)

@@ -2,7 +2,7 @@
 the fast path's parity. Skipped where no GPU is present."""
 from __future__ import annotations
 
-import copy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import torch
 
 import sbcore
 from sbcore.analysis import measure_throughput
+from sbcore.layers import reference_formulation
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -67,15 +68,36 @@ def test_compiled_models_are_measured_and_keep_their_ratios():
     assert rows[1].vs_baseline is not None and rows[1].vs_baseline_ci is not None
 
 
-@pytest.mark.parametrize("name", ["sb_resnet38", "sbnl_resnet38"])
+@pytest.mark.parametrize("name", ["sb_resnet38", "sbnl_resnet38", "sb_resnet50"])
 def test_fast_forward_matches_the_readable_definition_on_the_gpu(name):
-    """Under no_grad in eval mode, spatial bias takes its inference path (folded BN, matrix products)."""
+    """Under no_grad in eval mode, spatial bias takes its inference path (folded BN, matrix products); inside
+    ``reference_formulation()`` it runs its layers as written."""
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    fast = _model(name).cuda()
-    readable = copy.deepcopy(fast)
-    x = torch.randn(8, 1, 28, 28, device="cuda")
+    model = _model(name).cuda()
+    x = torch.randn(4, 1, 56, 56, device="cuda")
     with torch.no_grad():
-        expected = readable.forward_intermediates(x).logits
-        error = (fast(x) - expected).abs().max() / expected.abs().max()
-    assert error <= 1e-5
+        fast = model(x)
+        with reference_formulation():
+            expected = model(x)
+    assert (fast - expected).abs().max() / expected.abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fast_forward_under_autocast_stays_within_low_precision_rounding_of_the_fp32_definition(dtype):
+    model = _model("sb_resnet50").cuda().to(memory_format=torch.channels_last)
+    x = torch.randn(2, 1, 224, 224, device="cuda").contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        with reference_formulation():
+            expected = model(x)
+        with torch.autocast("cuda", dtype=dtype):
+            fast = model(x)
+    assert fast.dtype == dtype and torch.isfinite(fast).all()
+    assert (fast.float() - expected).norm() / expected.norm() <= 2e-2
+
+
+def test_benchmark_script_runs_its_gpu_settings():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--device", "cuda", "--quick"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(", cuda\n") == 6 and "SB/NL" in done.stdout and "target" not in done.stdout
