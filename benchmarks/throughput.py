@@ -4,6 +4,7 @@
     python benchmarks/throughput.py --quick    # 3 rounds, tiny time slices, batches <= 8 (a smoke run)
     python benchmarks/throughput.py --cpu-time # time by thread CPU time: leaves out what other processes took
     python benchmarks/throughput.py --device cuda  # the GPU settings: fp16 and bf16 autocast, channels_last
+    python benchmarks/throughput.py --device cuda --compile --only "batch 256, fp16"  # one setting, torch.compile
 
 Settings: inference in fp32 of the ResNet-38 family at 3x32x32, batch 8, and of the ResNet-50 family at
 224x224, batch 1 and 8; training steps (forward, backward, SGD) of the ResNet-38 family on 1x28x28,
@@ -82,20 +83,21 @@ GPU_SETTINGS = tuple(
 )
 
 
-def training_step(name: str, setting: Setting) -> Callable[[], None]:
+def training_step(name: str, setting: Setting, compile: bool = False) -> Callable[[], None]:
     """One SGD step of a fresh model on a fixed random batch, under autocast unless the setting is fp32."""
     torch.manual_seed(0)
     device = torch.device(setting.device)
     layout = torch.channels_last if setting.channels_last else torch.contiguous_format
     model = create_model(name, in_chans=setting.input_size[0]).train().to(device, memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    forward = torch.compile(model) if compile else model
     x = torch.randn(setting.batch_size, *setting.input_size, device=device).contiguous(memory_format=layout)
     y = torch.randint(0, 10, (setting.batch_size,), device=device)
     autocast = partial(torch.autocast, device.type, dtype=DTYPES.get(setting.dtype), enabled=setting.dtype != "fp32")
 
     def step() -> None:
         with autocast():
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(forward(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -106,9 +108,11 @@ def training_step(name: str, setting: Setting) -> Callable[[], None]:
 Ratios = dict[str, tuple[float | None, tuple[float, float] | None]]
 
 
-def measure_training(setting: Setting, rounds: int, cpu_time: bool) -> tuple[dict[str, float], Ratios, float | None]:
+def measure_training(
+    setting: Setting, rounds: int, cpu_time: bool, compile: bool
+) -> tuple[dict[str, float], Ratios, float | None]:
     """(img/s by model, ratios with intervals, others' CPU share) of the family's training steps, interleaved."""
-    steps = {prefix + setting.family: training_step(prefix + setting.family, setting) for prefix in VARIANTS}
+    steps = {prefix + setting.family: training_step(prefix + setting.family, setting, compile) for prefix in VARIANTS}
     synchronize = torch.cuda.synchronize if setting.device == "cuda" else None
     for step in steps.values():
         for _ in range(1 if setting.device == "cpu" else 3):
@@ -125,13 +129,16 @@ def measure_training(setting: Setting, rounds: int, cpu_time: bool) -> tuple[dic
     return speeds, ratios, timing.others_cpu_share
 
 
-def measure_inference(setting: Setting, rounds: int, cpu_time: bool) -> tuple[dict[str, float], Ratios, float | None]:
+def measure_inference(
+    setting: Setting, rounds: int, cpu_time: bool, compile: bool
+) -> tuple[dict[str, float], Ratios, float | None]:
     """(img/s by model, ratios with intervals, others' CPU share) of the family's inference, interleaved."""
     builders = {prefix + setting.family: partial(create_model, prefix + setting.family, in_chans=setting.input_size[0])
                 for prefix in VARIANTS}
     rows = {r.model: r for r in measure_throughput(builders, [setting.batch_size], setting.input_size,
                                                    device=setting.device, dtype=setting.dtype,
-                                                   channels_last=setting.channels_last, min_run_time=setting.seconds,
+                                                   channels_last=setting.channels_last, compile=compile,
+                                                   min_run_time=setting.seconds,
                                                    rounds=rounds, cpu_time=cpu_time)}
     errors = [f"{r.model}: {r.error}" for r in rows.values() if r.error]
     if errors:
@@ -175,6 +182,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cpu: the issue's settings (default); cuda: the GPU settings")
+    parser.add_argument("--compile", action="store_true", help="run every model through torch.compile")
+    parser.add_argument("--only", default="", metavar="TEXT",
+                        help='only the settings whose printed label contains TEXT, e.g. "training" or "batch 8,"')
     parser.add_argument("--cpu-time", action="store_true",
                         help="time by this thread's CPU time instead of wall time (needs --threads 1): on a shared "
                              "machine it leaves out the time other processes had the core")
@@ -183,18 +193,21 @@ def main() -> None:
         parser.error("--device cuda needs a CUDA GPU, and torch sees none")
     if args.device == "cuda" and args.cpu_time:
         parser.error("--cpu-time measures the CPU; leave it out with --device cuda")
+    settings = [s for s in (SETTINGS if args.device == "cpu" else GPU_SETTINGS) if args.only in s.label]
+    if not settings:
+        parser.error(f"no setting's label contains {args.only!r}")
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = True
     machine = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine}, "
           f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, interleaved rounds, "
-          f"{'thread CPU time' if args.cpu_time else 'wall time'}")
-    for setting in SETTINGS if args.device == "cpu" else GPU_SETTINGS:
+          f"{'thread CPU time' if args.cpu_time else 'wall time'}{', torch.compile' if args.compile else ''}")
+    for setting in settings:
         if args.quick:
             setting = replace(setting, seconds=0.01, batch_size=min(setting.batch_size, 8))
         rounds = 3 if args.quick else args.rounds or (4 if setting.training else 10)
         measure = measure_training if setting.training else measure_inference
-        report(setting, *measure(setting, rounds, args.cpu_time))
+        report(setting, *measure(setting, rounds, args.cpu_time, args.compile))
 
 
 if __name__ == "__main__":
