@@ -15,6 +15,7 @@ if str(_ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, the vie
     sys.path.insert(0, str(_ROOT))
 
 from app import guard, look, memory, state  # noqa: E402
+from sbcore.runtime import keep_freed_memory  # noqa: E402
 
 _VIEWS = Path(__file__).resolve().parent / "views"
 PAGES = [  # (file and URL path in views/, title, icon)
@@ -27,7 +28,16 @@ PAGES = [  # (file and URL path in views/, title, icon)
     ("models", "Models", ":material/deployed_code:"),
 ]
 
+
+
+@st.cache_resource
+def _keep_freed_memory() -> bool:
+    """Once per server process: freed activations are reused, not unmapped (CPU forward passes about 1.5x faster)."""
+    return keep_freed_memory()
+
+
 st.set_page_config(page_title="Spatial Bias Explorer", page_icon=":material/grid_on:", layout="wide")
+_keep_freed_memory()
 memory.keep_widget_values()
 navigation = st.navigation(
     [st.Page(_VIEWS / f"{name}.py", title=title, icon=icon, url_path=name, default=index == 0)

@@ -25,6 +25,7 @@ import torch
 from sbcore import create_model, list_models
 from sbcore.analysis import ATTRIBUTION_METHODS, attribute, effective_receptive_field, noise_images, spatial_bias_maps
 from sbcore.images import load_image, preprocess
+from sbcore.runtime import keep_freed_memory
 
 SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
 # (model name, create_model kwargs, ERF stage, goals in seconds: maps, IG, ERF)
@@ -115,6 +116,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per task; the median is reported")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     args = parser.parse_args()
+    keep_freed_memory()  # as the app runs
     if not args.quick:
         for label in CASES:
             run_case(label, args.repeats, args.device)

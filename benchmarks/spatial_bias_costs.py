@@ -28,6 +28,7 @@ from torch import nn
 from sbcore import create_model
 from sbcore.analysis.throughput import format_ratio, ratio_interval, time_interleaved
 from sbcore.models.resnet import Bottleneck, _like
+from sbcore.runtime import keep_freed_memory
 
 VARIANTS = ("SB", "SB, constant maps", "SB, padded to x8", "constant maps, padded to x8", "SB, split")
 
@@ -160,6 +161,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
+    keep_freed_memory()  # as the app and the CLI run
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}, torch {torch.__version__}")
     models = {"plain": create_model("resnet50").to(device).to(memory_format=torch.channels_last)}

@@ -20,6 +20,7 @@ import torch
 from sbcore import create_model
 from sbcore.analysis.throughput import format_ratio, ratio_interval, time_interleaved
 from sbcore.layers import reference_formulation
+from sbcore.runtime import keep_freed_memory
 
 SETTINGS = (("resnet38", 32, 8, 20.0), ("resnet50", 224, 1, 30.0), ("resnet50", 224, 8, 60.0))  # seconds per model
 
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12, help="rounds per setting (default: 12)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()  # as the app and the CLI run
     rounds = 3 if args.quick else args.rounds
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, 1 thread, torch {torch.__version__}, fp32, wall time")
     for family, size, batch_size, seconds in SETTINGS:

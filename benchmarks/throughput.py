@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from sbcore import create_model
 from sbcore.analysis.throughput import DTYPES, format_ratio, measure_throughput, ratio_interval, time_interleaved
+from sbcore.runtime import keep_freed_memory
 
 VARIANTS = ("", "sb_", "nl_", "sbnl_")
 RATIOS = (("SB/plain", "sb_", ""), ("SB/NL", "sb_", "nl_"), ("SB+NL/NL", "sbnl_", "nl_"))  # img/s of one over the other
@@ -198,10 +199,12 @@ def main() -> None:
         parser.error(f"no setting's label contains {args.only!r}")
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = True
+    kept = keep_freed_memory()  # as the app and the CLI run
     machine = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine}, "
           f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, interleaved rounds, "
-          f"{'thread CPU time' if args.cpu_time else 'wall time'}{', torch.compile' if args.compile else ''}")
+          f"{'thread CPU time' if args.cpu_time else 'wall time'}{', torch.compile' if args.compile else ''}"
+          f"{', freed memory kept' if kept else ''}")
     for setting in settings:
         if args.quick:
             setting = replace(setting, seconds=0.01, batch_size=min(setting.batch_size, 8))

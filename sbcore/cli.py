@@ -8,6 +8,7 @@ from sbcore import cost, evaluate, model_card, train
 from sbcore.analysis import cli as analysis_cli
 from sbcore.cli_types import OneLineParser
 from sbcore.console import run_command
+from sbcore.runtime import keep_freed_memory
 
 SUBCOMMANDS = (
     cost.configure_cli,
@@ -29,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a subcommand; user errors print one line on stderr and exit with status 2."""
-    return run_command(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    keep_freed_memory()  # CPU forward and backward passes reuse freed activations (sbcore.runtime)
+    return run_command(args)
 
 
 if __name__ == "__main__":
