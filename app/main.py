@@ -29,10 +29,9 @@ PAGES = [  # (file and URL path in views/, title, icon)
 ]
 
 
-
 @st.cache_resource
 def _keep_freed_memory() -> bool:
-    """Once per server process: freed activations are reused, not unmapped (CPU forward passes about 1.5x faster)."""
+    """Once per server process: freed activations are reused, not unmapped (CPU forward passes about 1.3x faster)."""
     return keep_freed_memory()
 
 

@@ -21,8 +21,10 @@ import time
 
 import numpy as np
 
+from sbcore.runtime import OPT_OUT
+
 CHILD = """
-import json, sys, time
+import json, sys
 import numpy as np, torch
 from sbcore import create_model
 from sbcore.analysis.throughput import time_interleaved
@@ -45,7 +47,7 @@ print(json.dumps({name: 8 / float(np.median(times)) for name, times in timing.pe
 
 def measure(allocator: str, rounds: int, seconds: float) -> dict[str, float]:
     """img/s of plain and SB ResNet-38 and their paired SB/plain log ratio, in a child process."""
-    env = {name: value for name, value in os.environ.items() if name != "GLIBC_TUNABLES"}
+    env = {name: value for name, value in os.environ.items() if name not in ("GLIBC_TUNABLES", OPT_OUT)}
     done = subprocess.run([sys.executable, "-c", CHILD, str(rounds), str(seconds), allocator], env=env,
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -33,15 +33,21 @@ from sbcore.runtime import keep_freed_memory
 VARIANTS = ("SB", "SB, constant maps", "SB, padded to x8", "constant maps, padded to x8", "SB, split")
 
 
-def _widened(block: Bottleneck, extra: int) -> tuple[nn.BatchNorm2d, nn.Conv2d]:
-    """bn2 and conv3 with ``extra`` more input channels that compute nothing (zero input, zero weights)."""
-    channels = block.bn2.num_features + extra
-    bn2 = nn.BatchNorm2d(channels).to(block.bn2.weight.device)
-    conv3 = nn.Conv2d(channels, block.conv3.out_channels, 1, bias=False).to(block.conv3.weight.device)
+def _copy_bn(source: nn.BatchNorm2d, channels: slice, target: nn.BatchNorm2d, into: slice) -> None:
+    """``target``'s affine parameters and statistics at ``into`` := ``source``'s at ``channels``."""
     with torch.no_grad():
         for name in ("weight", "bias", "running_mean", "running_var"):
-            getattr(bn2, name)[: block.bn2.num_features] = getattr(block.bn2, name)
-        conv3.weight.zero_()[:, : block.bn2.num_features] = block.conv3.weight
+            getattr(target, name)[into] = getattr(source, name)[channels]
+
+
+def _widened(block: Bottleneck, extra: int) -> tuple[nn.BatchNorm2d, nn.Conv2d]:
+    """bn2 and conv3 with ``extra`` more input channels that compute nothing (zero input, zero weights)."""
+    used = slice(0, block.bn2.num_features)
+    bn2 = nn.BatchNorm2d(block.bn2.num_features + extra).to(block.bn2.weight.device)
+    conv3 = nn.Conv2d(bn2.num_features, block.conv3.out_channels, 1, bias=False).to(block.conv3.weight.device)
+    _copy_bn(block.bn2, used, bn2, used)
+    with torch.no_grad():
+        conv3.weight.zero_()[:, used] = block.conv3.weight
     return bn2, conv3
 
 
@@ -53,16 +59,16 @@ def _split(block: Bottleneck) -> tuple[nn.BatchNorm2d, nn.Conv2d, nn.BatchNorm2d
     for channels in (slice(0, planes), slice(planes, block.bn2.num_features)):
         count = channels.stop - channels.start
         bn, conv = nn.BatchNorm2d(count).to(device), nn.Conv2d(count, block.conv3.out_channels, 1, bias=False).to(device)
+        _copy_bn(block.bn2, channels, bn, slice(None))
         with torch.no_grad():
-            for name in ("weight", "bias", "running_mean", "running_var"):
-                getattr(bn, name).copy_(getattr(block.bn2, name)[channels])
             conv.weight.copy_(block.conv3.weight[:, channels])
         parts += [bn, conv]
     return tuple(parts)
 
 
 def _patch(block: Bottleneck, variant: str) -> None:
-    """Give ``block`` the forward of ``variant`` (the shipped forward for "SB")."""
+    """Give ``block`` the forward of ``variant`` (the shipped forward for "SB"); SB blocks without non-local only."""
+    assert block.non_local is None, "the variants' forward leaves out the non-local block"
     constant, padded = "constant" in variant, "padded" in variant
     extra = -block.bn2.num_features % 8 if padded else 0
     if padded:
@@ -117,6 +123,8 @@ def deviation(model: nn.Module, reference: nn.Module, device: torch.device) -> f
 
 
 def inference(model: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> Callable[[], None]:
+    """One forward pass on ``x`` under inference mode and autocast to ``dtype``."""
+
     def run() -> None:
         with torch.inference_mode(), torch.autocast(x.device.type, dtype=dtype):
             model(x)
@@ -125,6 +133,7 @@ def inference(model: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> Callable
 
 
 def training(model: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> Callable[[], None]:
+    """One SGD step of ``model`` on ``x`` (random ImageNet labels) under autocast to ``dtype``."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     y = torch.randint(0, 1000, (x.shape[0],), device=x.device)
 
@@ -140,6 +149,7 @@ def training(model: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> Callable[
 
 def measure(label: str, calls: dict[str, Callable[[], None]], batch_size: int, rounds: int, seconds: float,
             device: torch.device) -> None:
+    """Warm every call up, time them in interleaved rounds and print img/s and each one over "plain"."""
     synchronize = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
     for call in calls.values():
         for _ in range(3):

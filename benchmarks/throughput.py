@@ -194,7 +194,10 @@ def main() -> None:
         parser.error("--device cuda needs a CUDA GPU, and torch sees none")
     if args.device == "cuda" and args.cpu_time:
         parser.error("--cpu-time measures the CPU; leave it out with --device cuda")
-    settings = [s for s in (SETTINGS if args.device == "cpu" else GPU_SETTINGS) if args.only in s.label]
+    settings = SETTINGS if args.device == "cpu" else GPU_SETTINGS
+    if args.quick:
+        settings = [replace(s, seconds=0.01, batch_size=min(s.batch_size, 8)) for s in settings]
+    settings = [s for s in settings if args.only in s.label]
     if not settings:
         parser.error(f"no setting's label contains {args.only!r}")
     torch.set_num_threads(args.threads)
@@ -206,8 +209,6 @@ def main() -> None:
           f"{'thread CPU time' if args.cpu_time else 'wall time'}{', torch.compile' if args.compile else ''}"
           f"{', freed memory kept' if kept else ''}")
     for setting in settings:
-        if args.quick:
-            setting = replace(setting, seconds=0.01, batch_size=min(setting.batch_size, 8))
         rounds = 3 if args.quick else args.rounds or (4 if setting.training else 10)
         measure = measure_training if setting.training else measure_inference
         report(setting, *measure(setting, rounds, args.cpu_time, args.compile))

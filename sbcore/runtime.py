@@ -1,14 +1,16 @@
-"""Process-wide settings for programs that own their process: the app, the CLI, the benchmarks."""
+"""Process-wide settings for programs that own their process: the app, the ``sbcore`` command, the benchmarks."""
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 
 # mallopt parameters (glibc's malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _MAX_MMAP_THRESHOLD = 32 * 2**20  # glibc's ceiling on 64-bit systems
-_TRIM_THRESHOLD = 2**31 - 1
+_TRIM_THRESHOLD = 256 * 2**20
+OPT_OUT = "SBCORE_GLIBC_MALLOC_DEFAULTS"  # set to 1 to leave glibc's malloc as it is
 
 
 def keep_freed_memory() -> bool:
@@ -16,14 +18,16 @@ def keep_freed_memory() -> bool:
 
     By default glibc maps every allocation of 128 KiB or more on its own and unmaps it when it is freed, so each
     forward pass on the CPU page-faults its activations in again. On this project's 2-vCPU machine that made
-    a ResNet-38 forward pass at batch 8 about 1.5x slower (``benchmarks/allocator.py``). This raises the
-    mmap threshold to glibc's maximum (32 MiB) and the trim threshold to 2 GiB, as jemalloc and tcmalloc
-    behave: memory a process has used stays with it for its next allocations. Returns False, changing
-    nothing, where the C library is not glibc.
+    a ResNet-38 forward pass at batch 8 about 1.3x slower (``benchmarks/allocator.py``). This raises the
+    mmap threshold to glibc's maximum (32 MiB) and the trim threshold to 256 MiB: each malloc arena (one per
+    thread that allocates, up to 8 per core) keeps up to 256 MiB of freed memory for its next allocations.
+    Returns False where the C library is not glibc or ``SBCORE_GLIBC_MALLOC_DEFAULTS=1`` is set; then nothing
+    changed, except where glibc took the first setting and refused the second.
     """
+    if os.environ.get(OPT_OUT) == "1":
+        return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, _MAX_MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))

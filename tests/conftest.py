@@ -1,6 +1,7 @@
 """Shared fixtures: small models with random (not freshly initialised) weights, and repository paths."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -9,6 +10,11 @@ import torch
 from torch import nn
 
 import sbcore
+from sbcore.runtime import OPT_OUT
+
+# The app and the CLI run inside pytest's process here: glibc's malloc keeps its defaults throughout, so no test's
+# memory or timing depends on which app or CLI test ran before it (tests/test_runtime.py checks the setting).
+os.environ[OPT_OUT] = "1"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -69,11 +69,11 @@ def test_compiled_models_are_measured_and_keep_their_ratios():
 
 
 @pytest.mark.parametrize("name", ["sb_resnet38", "sbnl_resnet38", "sb_resnet50"])
-def test_fast_forward_matches_the_readable_definition_on_the_gpu(name):
+def test_fast_forward_matches_the_readable_definition_on_the_gpu(name, monkeypatch):
     """Under no_grad in eval mode, spatial bias takes its inference path (folded BN, matrix products); inside
     ``reference_formulation()`` it runs its layers as written."""
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     model = _model(name).cuda()
     x = torch.randn(4, 1, 56, 56, device="cuda")
     with torch.no_grad():

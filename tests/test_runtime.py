@@ -1,36 +1,52 @@
 """keep_freed_memory: freed activations stay with the process instead of being unmapped (glibc)."""
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
 
 import pytest
 
+from sbcore.runtime import OPT_OUT
+
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
 CHILD = """
-import sys, torch
+import os, sys, torch
 from sbcore.runtime import keep_freed_memory
 def resident():
-    return int(open('/proc/self/statm').read().split()[1]) * 4096
-if sys.argv[1] == 'keep':
-    assert keep_freed_memory()
+    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+kept = keep_freed_memory() if sys.argv[1] == 'keep' else False
 x = torch.ones(8 * 2**20, dtype=torch.uint8)  # 8 MiB, every page touched
 before = resident()
 del x
-print(before - resident())
+print(kept, before - resident())
 """
+MIB = 2**20
 
 
-def _released_on_free(mode: str) -> int:
-    done = subprocess.run([sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True)
-    return int(done.stdout)
+def _free_an_activation(mode: str, opt_out: bool = False) -> tuple[bool, int]:
+    """(whether keep_freed_memory took effect, bytes of resident memory given back on freeing an 8 MiB tensor),
+    from a child process, with SBCORE_GLIBC_MALLOC_DEFAULTS set or not."""
+    environment = {name: value for name, value in os.environ.items() if name != OPT_OUT}
+    if opt_out:
+        environment[OPT_OUT] = "1"
+    done = subprocess.run([sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True,
+                          env=environment)
+    kept, released = done.stdout.split()
+    return kept == "True", int(released)
 
 
 def test_by_default_a_freed_activation_goes_back_to_the_system():
-    assert _released_on_free("default") >= 7 * 2**20
+    assert _free_an_activation("default") == (False, pytest.approx(8 * MIB, abs=MIB))
 
 
 def test_kept_memory_stays_with_the_process_for_the_next_forward_pass():
-    assert _released_on_free("keep") < 2**20
+    kept, released = _free_an_activation("keep")
+    assert kept and released < MIB
+
+
+def test_the_opt_out_leaves_glibc_as_it_is():
+    kept, released = _free_an_activation("keep", opt_out=True)
+    assert not kept and released >= 7 * MIB
