@@ -15,7 +15,7 @@ if str(_ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, the vie
     sys.path.insert(0, str(_ROOT))
 
 from app import guard, look, memory, state  # noqa: E402
-from sbcore.runtime import keep_freed_memory  # noqa: E402
+from sbcore.runtime import keep_freed_memory, release_freed_memory  # noqa: E402
 
 _VIEWS = Path(__file__).resolve().parent / "views"
 PAGES = [  # (file and URL path in views/, title, icon)
@@ -48,5 +48,8 @@ state.device_picker()
 look.presentation_switch()
 if state.user_models():
     st.sidebar.caption("Your checkpoints this session: " + ", ".join(state.user_models()))
-with guard.page_guard(navigation.title):
-    navigation.run()
+try:
+    with guard.page_guard(navigation.title):
+        navigation.run()
+finally:
+    release_freed_memory()  # what this run freed goes back to the system, so an idle server stays small

@@ -13,6 +13,13 @@ _TRIM_THRESHOLD = 256 * 2**20
 OPT_OUT = "SBCORE_GLIBC_MALLOC_DEFAULTS"  # set to 1 to leave glibc's malloc as it is
 
 
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def keep_freed_memory() -> bool:
     """Let glibc's malloc keep freed memory for reuse rather than hand it back to the system at once.
 
@@ -24,10 +31,17 @@ def keep_freed_memory() -> bool:
     Returns False where the C library is not glibc or ``SBCORE_GLIBC_MALLOC_DEFAULTS=1`` is set; then nothing
     changed, except where glibc took the first setting and refused the second.
     """
-    if os.environ.get(OPT_OUT) == "1":
-        return False
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
+    mallopt = getattr(_libc(), "mallopt", None)
+    if os.environ.get(OPT_OUT) == "1" or mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, _MAX_MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+
+
+def release_freed_memory() -> bool:
+    """Hand the memory malloc holds freed back to the system now (glibc's ``malloc_trim``), for instance when a
+    server goes idle after a request. Returns False where the C library is not glibc."""
+    malloc_trim = getattr(_libc(), "malloc_trim", None)
+    if malloc_trim is None:
+        return False
+    malloc_trim(0)
+    return True

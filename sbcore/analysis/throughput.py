@@ -8,7 +8,6 @@ how much of the machine other processes used while it was measured.
 from __future__ import annotations
 
 import copy
-import ctypes
 import os
 import time
 from contextlib import nullcontext
@@ -22,6 +21,7 @@ from torch import nn
 from sbcore.cost import count_flops, count_parameters
 from sbcore.models.registry import plain_counterpart
 from sbcore.errors import SBCoreError
+from sbcore.runtime import release_freed_memory
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 WARMUP_CALLS = 2
@@ -102,10 +102,7 @@ def _peak_rss_bytes() -> int:
 
 def _cpu_peak_delta_mb(run: Callable[[], torch.Tensor]) -> float | None:
     """Peak RSS during ``run`` above the RSS before it, in MB (Linux /proc); None where /proc is unavailable."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)  # return freed heap so earlier models do not hide this one's
-    except (OSError, AttributeError):
-        pass
+    release_freed_memory()  # return freed heap so earlier models do not hide this one's
     try:
         before = _rss_bytes()
         with open("/proc/self/clear_refs", "w") as handle:
