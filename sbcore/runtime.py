@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from functools import cache
 
 # mallopt parameters (glibc's malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -13,7 +14,9 @@ _TRIM_THRESHOLD = 256 * 2**20
 OPT_OUT = "SBCORE_GLIBC_MALLOC_DEFAULTS"  # set to 1 to leave glibc's malloc as it is
 
 
+@cache
 def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (``find_library`` runs ``ldconfig``: milliseconds per call)."""
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
