@@ -22,13 +22,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sbcore import create_model
 from sbcore.analysis.throughput import format_ratio, ratio_interval, time_interleaved
 from sbcore.models.resnet import Bottleneck, _like
 from sbcore.runtime import keep_freed_memory
+from throughput import sgd_step  # benchmarks/throughput.py, beside this script
 
 VARIANTS = ("SB", "SB, constant maps", "SB, padded to x8", "constant maps, padded to x8", "SB, split")
 
@@ -134,17 +134,7 @@ def inference(model: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> Callable
 
 def training(model: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> Callable[[], None]:
     """One SGD step of ``model`` on ``x`` (random ImageNet labels) under autocast to ``dtype``."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    y = torch.randint(0, 1000, (x.shape[0],), device=x.device)
-
-    def step() -> None:
-        with torch.autocast(x.device.type, dtype=dtype):
-            loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
+    return sgd_step(model, x, torch.randint(0, 1000, (x.shape[0],), device=x.device), dtype)
 
 
 def measure(label: str, calls: dict[str, Callable[[], None]], batch_size: int, rounds: int, seconds: float,

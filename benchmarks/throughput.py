@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from sbcore import create_model
 from sbcore.analysis.throughput import DTYPES, format_ratio, measure_throughput, ratio_interval, time_interleaved
@@ -84,17 +85,14 @@ GPU_SETTINGS = tuple(
 )
 
 
-def training_step(name: str, setting: Setting, compile: bool = False) -> Callable[[], None]:
-    """One SGD step of a fresh model on a fixed random batch, under autocast unless the setting is fp32."""
-    torch.manual_seed(0)
-    device = torch.device(setting.device)
-    layout = torch.channels_last if setting.channels_last else torch.contiguous_format
-    model = create_model(name, in_chans=setting.input_size[0]).train().to(device, memory_format=layout)
+def sgd_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None, compile: bool = False
+) -> Callable[[], None]:
+    """One SGD step (lr 0.01, momentum 0.9) of ``model`` on the fixed batch (x, y), under autocast to ``dtype``
+    (None: no autocast), through ``torch.compile`` if asked."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     forward = torch.compile(model) if compile else model
-    x = torch.randn(setting.batch_size, *setting.input_size, device=device).contiguous(memory_format=layout)
-    y = torch.randint(0, 10, (setting.batch_size,), device=device)
-    autocast = partial(torch.autocast, device.type, dtype=DTYPES.get(setting.dtype), enabled=setting.dtype != "fp32")
+    autocast = partial(torch.autocast, x.device.type, dtype=dtype, enabled=dtype is not None)
 
     def step() -> None:
         with autocast():
@@ -104,6 +102,17 @@ def training_step(name: str, setting: Setting, compile: bool = False) -> Callabl
         optimizer.step()
 
     return step
+
+
+def training_step(name: str, setting: Setting, compile: bool = False) -> Callable[[], None]:
+    """One SGD step of a fresh model on a fixed random batch, under autocast unless the setting is fp32."""
+    torch.manual_seed(0)
+    device = torch.device(setting.device)
+    layout = torch.channels_last if setting.channels_last else torch.contiguous_format
+    model = create_model(name, in_chans=setting.input_size[0]).train().to(device, memory_format=layout)
+    x = torch.randn(setting.batch_size, *setting.input_size, device=device).contiguous(memory_format=layout)
+    y = torch.randint(0, 10, (setting.batch_size,), device=device)
+    return sgd_step(model, x, y, None if setting.dtype == "fp32" else DTYPES[setting.dtype], compile)
 
 
 Ratios = dict[str, tuple[float | None, tuple[float, float] | None]]
