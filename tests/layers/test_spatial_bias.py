@@ -1,6 +1,8 @@
 """SpatialBias: the paper's branch, its shapes for any K, R, N, batch size 1, channels_last and autocast."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -116,6 +118,31 @@ def test_spatial_bias_model_runs_channels_last_under_autocast(name, training, dt
     elif name == "sb_resnet38":  # non-local affinities are too sensitive to rounding for a tight bound
         reference = model(x)
         assert (out.logits.float() - reference).abs().max() < 0.1 * reference.abs().max()
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_spatial_bias_trains_channels_last_on_one_cpu_thread_with_float64_gradients(one_thread):
+    """A trainer's setting: channels_last, one thread, batch 128 at 28x28. PyTorch's CPU batch norm in
+    channels_last sums its statistics coarsely on one thread; through it this input gradient was 1e-1 off."""
+    torch.manual_seed(0)
+    branch = SpatialBias(16, grid_size=6).train()
+    twin = copy.deepcopy(branch).double()
+    features = torch.randn(128, 16, 28, 28).relu()
+    grad_out = torch.randn(128, 3, 28, 28)
+    results = []
+    for module, x in ((branch, features.contiguous(memory_format=torch.channels_last)), (twin, features.double())):
+        x.requires_grad_()
+        module.upsampled_maps(x, (28, 28)).backward(grad_out.to(x.dtype))
+        results.append([x.grad] + [p.grad for p in module.parameters()])
+    for actual, expected in zip(*results):
+        assert float((actual.double() - expected).abs().max() / expected.abs().max()) <= 1e-4
 
 
 def test_spatial_bias_runs_at_batch_size_one_in_train_mode(make_model):
