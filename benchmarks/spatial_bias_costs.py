@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from sbcore import create_model
-from sbcore.cost import count_flops
 from sbcore.analysis.throughput import format_ratio, ratio_interval, time_interleaved
+from sbcore.cost import count_flops
 from sbcore.models.resnet import Bottleneck, _like
 from sbcore.runtime import keep_freed_memory
 from throughput import sgd_step  # benchmarks/throughput.py, beside this script
@@ -233,7 +233,8 @@ def main() -> None:
         parser.error("--cpu-time measures CPU work; it does not apply to --device cuda")
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
-    torch.set_num_threads(1) if device.type == "cpu" else None
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # as throughput.py measures
     keep_freed_memory()  # as the app and the CLI run
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU, 1 thread'}, torch {torch.__version__}, "
