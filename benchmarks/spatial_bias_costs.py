@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import MethodType
 from typing import Callable
 
@@ -31,11 +31,11 @@ import torch
 from torch import nn
 
 from sbcore import create_model
-from sbcore.analysis.throughput import format_ratio, ratio_interval, time_interleaved
+from sbcore.analysis.throughput import format_ratio, ratio_interval
 from sbcore.cost import count_flops
 from sbcore.models.resnet import Bottleneck, _like
 from sbcore.runtime import keep_freed_memory
-from throughput import sgd_step  # benchmarks/throughput.py, beside this script
+from throughput import Setting, sgd_step, time_warmed_up  # benchmarks/throughput.py, beside this script
 
 VARIANTS = ("SB", "SB, constant maps", "SB, padded to x8", "constant maps, padded to x8", "SB, split")
 
@@ -111,56 +111,33 @@ def _patch(block: Bottleneck, variant: str) -> None:
         block.forward = MethodType(forward, block)
 
 
-@dataclass(frozen=True)
-class Case:
-    """One setting: a model family, inference or training, an input and its batch, autocast dtype (None: fp32)."""
-
-    family: str
-    mode: str  # "inference" or "training"
-    input_size: tuple[int, int, int]
-    batch_size: int
-    dtype: torch.dtype | None
-    channels_last: bool
-    rounds: int
-    seconds: float  # per variant over all rounds
-
-    def label(self, device: torch.device) -> str:
-        size = "x".join(map(str, self.input_size))
-        precision = f"{str(self.dtype)[6:]} autocast" if self.dtype else "fp32"
-        layout = ", channels_last" if self.channels_last else ""
-        return f"{self.mode} {self.family} {size} batch {self.batch_size}, {precision}{layout}, {device}"
-
-
-CASES = {
+CASES = {  # (setting, rounds); seconds are per variant over all rounds, and no setting has a target
     "cpu": (
-        Case("resnet38", "inference", (3, 32, 32), 8, None, False, 20, 12.0),
-        Case("resnet50", "inference", (3, 224, 224), 1, None, False, 10, 16.0),
-        Case("resnet38", "training", (1, 28, 28), 128, None, True, 8, 8.0),
+        (Setting("resnet38", (3, 32, 32), 8, None, 12.0), 20),
+        (Setting("resnet50", (3, 224, 224), 1, None, 16.0), 10),
+        (Setting("resnet38", (1, 28, 28), 128, None, 8.0, training=True, channels_last=True), 8),
     ),
     "cuda": (
-        Case("resnet50", "inference", (3, 224, 224), 256, torch.float16, True, 10, 4.0),
-        Case("resnet50", "training", (3, 224, 224), 128, torch.bfloat16, True, 10, 4.0),
+        (Setting("resnet50", (3, 224, 224), 256, None, 4.0, dtype="fp16", channels_last=True, device="cuda"), 10),
+        (Setting("resnet50", (3, 224, 224), 128, None, 4.0, training=True, dtype="bf16", channels_last=True,
+                 device="cuda"), 10),
     ),
 }
 
 
-def build(variant: str, case: Case, device: torch.device) -> nn.Module:
-    """The case's SB model (seed 0) as ``variant``, on ``device``, in the case's memory format."""
+def build(variant: str, setting: Setting) -> nn.Module:
+    """The setting's SB model (seed 0) as ``variant``, on its device, in its memory format."""
     torch.manual_seed(0)
-    model = create_model("sb_" + case.family, in_chans=case.input_size[0]).to(device)
+    model = create_model("sb_" + setting.family, in_chans=setting.input_size[0]).to(setting.device)
     for block in model.modules():
         if isinstance(block, Bottleneck) and block.spatial_bias is not None:
             _patch(block, variant)
-    return model.to(memory_format=_layout(case))
+    return model.to(memory_format=setting.memory_format)
 
 
-def _layout(case: Case) -> torch.memory_format:
-    return torch.channels_last if case.channels_last else torch.contiguous_format
-
-
-def deviation(model: nn.Module, reference: nn.Module, case: Case, device: torch.device) -> float:
+def deviation(model: nn.Module, reference: nn.Module, setting: Setting) -> float:
     """Largest |model - reference| over the largest |reference| on one random batch, fp32, eval mode."""
-    x = torch.randn(2, *case.input_size, device=device).contiguous(memory_format=_layout(case))
+    x = setting.random_input(2)
     with torch.no_grad():
         expected = reference.eval()(x)
         return float((model.eval()(x) - expected).abs().max() / expected.abs().max())
@@ -182,42 +159,28 @@ def training(model: nn.Module, x: torch.Tensor, dtype: torch.dtype | None) -> Ca
     return sgd_step(model, x, labels, dtype)
 
 
-def measure(label: str, calls: dict[str, Callable[[], None]], case: Case, rounds: int, seconds: float,
-            device: torch.device, clock: Callable[[], float]) -> None:
-    """Warm every call up, time them in interleaved rounds and print img/s and each one over "plain"."""
-    synchronize = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
-    for call in calls.values():
-        for _ in range(3 if device.type == "cuda" else 1):
-            call()  # warm-up: cuDNN's algorithm search, allocator, folded weights
-    timing = time_interleaved(calls, rounds, seconds / rounds, synchronize=synchronize, clock=clock)
-    if timing.errors:
-        raise RuntimeError(f"{label}: {timing.errors}")
-    print(f"\n{label}")
+def run_case(setting: Setting, rounds: int, quick: bool, clock: Callable[[], float]) -> None:
+    """Build plain and every variant for ``setting``, check the exact ones, time them all interleaved, and print
+    img/s and each one over plain."""
+    plain = create_model(setting.family, in_chans=setting.input_size[0]).to(setting.device)
+    models = {"plain": plain.to(memory_format=setting.memory_format),
+              **{variant: build(variant, setting) for variant in VARIANTS}}
+    for variant in ("SB, padded to x8", "SB, split"):
+        print(f"{setting.label}: {variant}: largest deviation from SB "
+              f"{deviation(models[variant], models['SB'], setting):.1e} (fp32)")
+    flops = count_flops(plain, setting.input_size) / count_flops(models["SB"], setting.input_size)
+    timed = replace(setting, batch_size=min(setting.batch_size, 2), seconds=0.05) if quick else setting
+    x = timed.random_input()
+    make = training if setting.training else inference
+    calls = {name: make(model.train(setting.training), x, setting.autocast_dtype) for name, model in models.items()}
+    timing = time_warmed_up(calls, timed, 3 if quick else rounds, clock)
+    print(f"\n{setting.label}")
     for name, times in timing.per_round.items():
         ratio = ratio_interval(times, timing.per_round["plain"]) if name != "plain" else None
-        print(f"  {name:<30} {case.batch_size / float(np.median(times)):10.1f} img/s"
+        print(f"  {name:<30} {timed.batch_size / float(np.median(times)):10.1f} img/s"
               f"{'   /plain ' + format_ratio(*ratio) if ratio else ''}")
     if timing.others_cpu_share is not None:
         print(f"  other processes used {timing.others_cpu_share:.0%} of the machine's cores meanwhile")
-
-
-def run_case(case: Case, device: torch.device, quick: bool, clock: Callable[[], float]) -> None:
-    """Build plain and every variant for ``case``, check the exact ones, and time them all interleaved."""
-    layout = _layout(case)
-    plain = create_model(case.family, in_chans=case.input_size[0]).to(device).to(memory_format=layout)
-    models = {"plain": plain, **{variant: build(variant, case, device) for variant in VARIANTS}}
-    label = case.label(device)
-    for variant in ("SB, padded to x8", "SB, split"):
-        print(f"{label}: {variant}: largest deviation from SB "
-              f"{deviation(models[variant], models['SB'], case, device):.1e} (fp32)")
-    flops = count_flops(plain, case.input_size) / count_flops(models["SB"], case.input_size)
-    batch_size = min(case.batch_size, 2) if quick else case.batch_size
-    case = replace(case, batch_size=batch_size)
-    x = torch.randn(batch_size, *case.input_size, device=device).contiguous(memory_format=layout)
-    make = inference if case.mode == "inference" else training
-    calls = {name: make(model.train(case.mode == "training"), x, case.dtype) for name, model in models.items()}
-    rounds, seconds = (3, 0.05) if quick else (case.rounds, case.seconds)
-    measure(label, calls, case, rounds, seconds, device, clock)
     print(f"  FLOPs plain/SB {flops:.3f}: the SB/plain a machine bound by arithmetic alone would show")
 
 
@@ -239,9 +202,9 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU, 1 thread'}, torch {torch.__version__}, "
           f"{'thread CPU time' if args.cpu_time else 'wall time'}")
-    for case in CASES[args.device]:
-        if args.only in case.label(device):
-            run_case(case, device, args.quick, time.thread_time if args.cpu_time else time.perf_counter)
+    for setting, rounds in CASES[args.device]:
+        if args.only in setting.label:
+            run_case(setting, rounds, args.quick, time.thread_time if args.cpu_time else time.perf_counter)
 
 
 if __name__ == "__main__":

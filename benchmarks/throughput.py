@@ -34,7 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from sbcore import create_model
-from sbcore.analysis.throughput import DTYPES, format_ratio, measure_throughput, ratio_interval, time_interleaved
+from sbcore.analysis.throughput import (
+    DTYPES, InterleavedTimes, format_ratio, measure_throughput, ratio_interval, time_interleaved,
+)
 from sbcore.runtime import keep_freed_memory
 
 VARIANTS = ("", "sb_", "nl_", "sbnl_")
@@ -60,6 +62,21 @@ class Setting:
         layout = ", channels_last" if self.channels_last else ""
         return (f"{'training' if self.training else 'inference'} {self.family} {size} batch {self.batch_size}, "
                 f"{self.dtype}{extra}{layout}, {self.device}")
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The dtype to autocast to; None for fp32, which runs without autocast."""
+        return None if self.dtype == "fp32" else DTYPES[self.dtype]
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def random_input(self, batch_size: int | None = None) -> torch.Tensor:
+        """A random batch of the setting's input size (``batch_size`` images, by default its own) on its device,
+        in its memory format."""
+        shape = (batch_size or self.batch_size, *self.input_size)
+        return torch.randn(shape, device=self.device).contiguous(memory_format=self.memory_format)
 
 
 SETTINGS = (
@@ -108,11 +125,25 @@ def training_step(name: str, setting: Setting, compile: bool = False) -> Callabl
     """One SGD step of a fresh model on a fixed random batch, under autocast unless the setting is fp32."""
     torch.manual_seed(0)
     device = torch.device(setting.device)
-    layout = torch.channels_last if setting.channels_last else torch.contiguous_format
-    model = create_model(name, in_chans=setting.input_size[0]).train().to(device, memory_format=layout)
-    x = torch.randn(setting.batch_size, *setting.input_size, device=device).contiguous(memory_format=layout)
+    model = create_model(name, in_chans=setting.input_size[0]).train().to(device, memory_format=setting.memory_format)
+    x = setting.random_input()
     y = torch.randint(0, 10, (setting.batch_size,), device=device)
-    return sgd_step(model, x, y, None if setting.dtype == "fp32" else DTYPES[setting.dtype], compile)
+    return sgd_step(model, x, y, setting.autocast_dtype, compile)
+
+
+def time_warmed_up(
+    calls: dict[str, Callable[[], None]], setting: Setting, rounds: int, clock: Callable[[], float]
+) -> InterleavedTimes:
+    """Warm each call up (once on a CPU; three times on a GPU, for cuDNN's algorithm search), then time them in
+    interleaved rounds that share ``setting.seconds``; a failed call raises."""
+    synchronize = torch.cuda.synchronize if setting.device == "cuda" else None
+    for call in calls.values():
+        for _ in range(1 if setting.device == "cpu" else 3):
+            call()  # warm-up: allocator, autograd graph, optimizer state, folded weights
+    timing = time_interleaved(calls, rounds, setting.seconds / rounds, synchronize=synchronize, clock=clock)
+    if timing.errors:
+        raise RuntimeError(f"{setting.label} failed: {timing.errors}")
+    return timing
 
 
 Ratios = dict[str, tuple[float | None, tuple[float, float] | None]]
@@ -123,14 +154,7 @@ def measure_training(
 ) -> tuple[dict[str, float], Ratios, float | None]:
     """(img/s by model, ratios with intervals, others' CPU share) of the family's training steps, interleaved."""
     steps = {prefix + setting.family: training_step(prefix + setting.family, setting, compile) for prefix in VARIANTS}
-    synchronize = torch.cuda.synchronize if setting.device == "cuda" else None
-    for step in steps.values():
-        for _ in range(1 if setting.device == "cpu" else 3):
-            step()  # warm-up: allocator, autograd graph, optimizer state (and cuDNN's algorithm search)
-    timing = time_interleaved(steps, rounds, setting.seconds / rounds, synchronize=synchronize,
-                              clock=time.thread_time if cpu_time else time.perf_counter)
-    if timing.errors:
-        raise RuntimeError(f"training failed: {timing.errors}")
+    timing = time_warmed_up(steps, setting, rounds, time.thread_time if cpu_time else time.perf_counter)
     speeds = {name: setting.batch_size / float(np.median(t)) for name, t in timing.per_round.items()}
     ratios = {}
     for label, mine, theirs in RATIOS:
