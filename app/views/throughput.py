@@ -191,8 +191,13 @@ def charts_ui(frame: pd.DataFrame, rows: list[analysis.ThroughputRow]) -> None:
 def results_ui(stored: memory.Stored, current: dict) -> None:
     settings, rows = stored.extra["measured"], stored.value
     c, h, w = settings["input_size"]
-    st.caption(f"Measured at {c}x{h}x{w} on {settings['device']}, {settings['dtype']}, {settings['rounds']} "
+    threads = next((r.cpu_threads for r in rows if r.cpu_threads is not None), None)
+    where = settings["device"] + (f" with {threads} torch thread{'s' if threads > 1 else ''}" if threads else "")
+    st.caption(f"Measured at {c}x{h}x{w} on {where}, {settings['dtype']}, {settings['rounds']} "
                f"interleaved rounds, finished {stored.extra['finished']}.")
+    if threads and threads > 1:
+        st.caption("Spatial bias adds a dozen small operations per block, which gain less from extra CPU threads than "
+                   "the large convolutions do: with several threads its ratio to plain comes out lower than with one.")
     memory.show_freshness(stored, current, "Run benchmark")
     if h < SMALL_SIDE:
         st.caption("Small input: overhead-dominated, so the ratios reflect per-call costs more than the architectures.")

@@ -55,6 +55,7 @@ class ThroughputRow:
     vs_non_local_ci: tuple[float, float] | None = None
     rounds: int = 0  # rounds that timed this row
     others_cpu_share: float | None = None  # share of all cores other processes used while this batch size ran
+    cpu_threads: int | None = None  # torch threads of a CPU run (None on a GPU): SB's share depends on it
 
     @property
     def spread_ms(self) -> tuple[float, float] | None:
@@ -334,6 +335,7 @@ def measure_throughput(
             row.device, row.dtype, row.channels_last, row.compiled = str(target), dtype, channels_last, compile
             row.peak_memory_mb, (row.params_m, row.gflops) = memory.get(name), tuple(costs[name])
             row.rounds, row.others_cpu_share = len(per_round.get(name, [])), busy
+            row.cpu_threads = torch.get_num_threads() if target.type == "cpu" else None
             baseline, non_local = plain_counterpart(name), "nl_" + plain_counterpart(name)
             row.vs_baseline, row.vs_baseline_ci = _paired_ratio(per_round, errors, name, baseline)
             row.vs_non_local, row.vs_non_local_ci = _paired_ratio(per_round, errors, name, non_local)
@@ -400,6 +402,9 @@ def format_throughput_table(rows: Sequence[ThroughputRow]) -> str:
             f"{format_ratio(r.vs_baseline, r.vs_baseline_ci):>19} {format_ratio(r.vs_non_local, r.vs_non_local_ci):>19}"
             + (f"  error: {r.error}" if r.error else "")
         )
+    threads = sorted({r.cpu_threads for r in rows if r.cpu_threads is not None})
+    if threads:
+        lines.append(f"CPU rows ran on {'/'.join(map(str, threads))} torch thread(s)")
     shares = [r.others_cpu_share for r in rows if r.others_cpu_share is not None]
     if shares:
         lines.append(f"other processes used up to {max(shares):.0%} of the machine's cores while this ran")

@@ -176,3 +176,15 @@ def test_cpu_time_measures_one_thread_and_refuses_several(plain):
             measure_throughput({"resnet38": plain}, [1], (1, 28, 28), cpu_time=True, **FAST)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_cpu_rows_record_the_torch_thread_count_they_ran_with(plain):
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            row = measure_throughput({"resnet38": plain}, [1], (1, 28, 28), **FAST)[0]
+            assert row.error is None and row.cpu_threads == count
+            assert f"CPU rows ran on {count} torch thread(s)" in format_throughput_table([row])
+    finally:
+        torch.set_num_threads(threads)

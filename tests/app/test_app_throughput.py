@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -117,3 +118,14 @@ def test_measure_again_keeps_its_error_on_screen_when_the_benchmark_fails(open_p
     at.button(key="speed_again_run").click().run()
     assert not at.exception, at.exception
     assert any("The benchmark stopped" in e.value and "fp8" in e.value for e in at.error)
+
+
+def test_the_caption_names_the_cpu_thread_count_and_explains_several_threads(open_page):
+    for threads, explained in ((2, True), (1, False)):
+        rows = [replace(_row(model, 0.0, None), cpu_threads=threads) for model in ("sb_resnet38", "nl_resnet38")]
+        at = open_page("throughput", _result_speed=_stored(rows))
+        assert not at.exception, at.exception
+        captions = [c.value for c in at.caption]
+        unit = "threads" if threads > 1 else "thread"
+        assert any(f"on cpu with {threads} torch {unit}, fp32" in c for c in captions), captions
+        assert any("gain less from extra CPU threads" in c for c in captions) == explained
