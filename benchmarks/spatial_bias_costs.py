@@ -2,6 +2,7 @@
 
     python benchmarks/spatial_bias_costs.py                 # CPU: issue 10's settings, one thread
     python benchmarks/spatial_bias_costs.py --cpu-time      # the same, timed by thread CPU time
+    python benchmarks/spatial_bias_costs.py --threads 2     # the same with two torch threads (as the app runs here)
     python benchmarks/spatial_bias_costs.py --device cuda   # ResNet-50 224: inference b256 fp16, training b128 bf16
     python benchmarks/spatial_bias_costs.py --quick         # a smoke run on the CPU
 
@@ -191,16 +192,19 @@ def main() -> None:
     parser.add_argument("--only", default="", metavar="TEXT", help="only the settings whose label contains TEXT")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time by this thread's CPU time (CPU only): leaves out what other processes took")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (default: 1)")
     args = parser.parse_args()
     if args.cpu_time and args.device != "cpu":
         parser.error("--cpu-time measures CPU work; it does not apply to --device cuda")
+    if args.cpu_time and args.threads != 1:
+        parser.error("--cpu-time measures one thread; leave out --threads")
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
     if device.type == "cpu":
-        torch.set_num_threads(1)  # as throughput.py measures
+        torch.set_num_threads(args.threads)
     keep_freed_memory()  # as the app and the CLI run
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU, 1 thread'}, torch {torch.__version__}, "
+          f"{torch.cuda.get_device_name() if device.type == 'cuda' else f'CPU, {args.threads} thread(s)'}, torch {torch.__version__}, "
           f"{'thread CPU time' if args.cpu_time else 'wall time'}")
     for setting, rounds in CASES[args.device]:
         if args.only in setting.label:
