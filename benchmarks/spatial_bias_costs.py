@@ -203,8 +203,8 @@ def main() -> None:
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     keep_freed_memory()  # as the app and the CLI run
-    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{torch.cuda.get_device_name() if device.type == 'cuda' else f'CPU, {args.threads} thread(s)'}, torch {torch.__version__}, "
+    machine = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine}, torch {torch.__version__}, "
           f"{'thread CPU time' if args.cpu_time else 'wall time'}")
     for setting, rounds in CASES[args.device]:
         if args.only in setting.label:
