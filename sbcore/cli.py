@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from sbcore import cost, evaluate, model_card, train
-from sbcore.analysis import cli as analysis_cli
+from sbcore.analysis import ablation_cli, cli as analysis_cli
 from sbcore.cli_types import OneLineParser
 from sbcore.console import run_command
 from sbcore.runtime import keep_freed_memory
@@ -16,6 +16,7 @@ SUBCOMMANDS = (
     train.configure_cli,
     evaluate.configure_cli,
     *analysis_cli.CONFIGURE,
+    ablation_cli.configure_ablate,
 )
 
 

@@ -16,7 +16,8 @@ def _stages(model: nn.Module) -> list[tuple[str, nn.Sequential]]:
     return model.stages()
 
 
-def _blocks(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+def named_blocks(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """(``"layer2.3"``, block) for every block, in forward order."""
     for stage_name, stage in _stages(model):
         for index, block in enumerate(stage):
             yield f"{stage_name}.{index}", block
@@ -29,12 +30,12 @@ def stage_names(model: nn.Module) -> list[str]:
 
 def spatial_bias_blocks(model: nn.Module) -> list[str]:
     """Names (``"layer2.3"``) of the blocks that carry a spatial-bias branch."""
-    return [name for name, block in _blocks(model) if getattr(block, "spatial_bias", None) is not None]
+    return [name for name, block in named_blocks(model) if getattr(block, "spatial_bias", None) is not None]
 
 
 def non_local_blocks(model: nn.Module) -> list[str]:
     """Names of the blocks followed by a non-local block."""
-    return [name for name, block in _blocks(model) if getattr(block, "non_local", None) is not None]
+    return [name for name, block in named_blocks(model) if getattr(block, "non_local", None) is not None]
 
 
 def check_stage(model: nn.Module, stage: str) -> None:
@@ -57,11 +58,11 @@ def forward_to_stage(model: nn.Module, x: torch.Tensor, stage: str) -> torch.Ten
 
 def forward_to_block(model: nn.Module, x: torch.Tensor, block: str) -> tuple[nn.Module, torch.Tensor]:
     """(the block module, its input features) for a block name such as ``"layer2.3"``."""
-    names = [name for name, _ in _blocks(model)]
+    names = [name for name, _ in named_blocks(model)]
     if block not in names:
         raise SBCoreError(f"Unknown block {block!r}; blocks are {names[0]} ... {names[-1]}.")
     x = model.forward_stem(x)
-    for name, module in _blocks(model):
+    for name, module in named_blocks(model):
         if name == block:
             return module, x
         x = module(x)

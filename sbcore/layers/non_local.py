@@ -48,26 +48,36 @@ class NonLocal2d(nn.Module):
         value = self.pool(self.g(x)).flatten(2).transpose(1, 2)
         return query, key, value
 
-    def _output(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """Residual output x + BN(W_z y) from the (B, HW, C') context y."""
+    def _residual_term(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """BN(W_z y), the term the block adds to x, from the (B, HW, C') context y."""
         batch, _, height, width = x.shape
-        return x + self.out_bn(self.out_proj(context.transpose(1, 2).reshape(batch, -1, height, width)))
+        return self.out_bn(self.out_proj(context.transpose(1, 2).reshape(batch, -1, height, width)))
 
-    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, C, H, W) -> (output (B, C, H, W), attention (B, H*W, H_k*W_k)).
+    def contribution_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) -> (residual term BN(W_z y) (B, C, H, W), attention (B, H*W, H_k*W_k)).
 
         The readable definition: the affinity is materialised, so the app can show it.
         """
         query, key, value = self._embed(x)
         attention = torch.softmax(torch.bmm(query, key.transpose(1, 2)), dim=-1)
-        return self._output(x, torch.bmm(attention, value)), attention
+        return self._residual_term(x, torch.bmm(attention, value)), attention
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H, W), the same numbers as ``forward_with_attention`` up to rounding.
+    def contribution(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the residual term BN(W_z y) (B, C, H, W), the same numbers as
+        ``contribution_with_attention`` up to rounding.
 
         Fused attention: ``scaled_dot_product_attention`` with scale 1 (the embedded Gaussian has no
         1/sqrt(C') factor) never materialises the (HW, HkWk) affinity; the singleton head axis lets
         PyTorch pick its flash kernel.
         """
         query, key, value = (t.unsqueeze(1) for t in self._embed(x))  # (B, 1, L, C')
-        return self._output(x, F.scaled_dot_product_attention(query, key, value, scale=1.0).squeeze(1))
+        return self._residual_term(x, F.scaled_dot_product_attention(query, key, value, scale=1.0).squeeze(1))
+
+    def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) -> (output x + BN(W_z y) (B, C, H, W), attention (B, H*W, H_k*W_k))."""
+        term, attention = self.contribution_with_attention(x)
+        return x + term, attention
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> x + BN(W_z y) (B, C, H, W), through ``contribution``'s fused attention."""
+        return x + self.contribution(x)

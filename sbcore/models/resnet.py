@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from sbcore.layers import NonLocal2d, SpatialBias, upsample_maps
+from sbcore.models.contribution_edits import edited
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ class BlockOutput:
     """A block's output plus what analysis needs from inside it (no module state involved)."""
 
     features: torch.Tensor
-    spatial_bias: torch.Tensor | None = None  # (B, N, R, R) raw maps
-    spatial_bias_upsampled: torch.Tensor | None = None  # (B, N, H', W') at the 3x3 conv output
+    spatial_bias: torch.Tensor | None = None  # (B, N, R, R) raw maps, as the branch computed them
+    spatial_bias_upsampled: torch.Tensor | None = None  # (B, N, H', W') at the 3x3 conv output, as the block used them
     attention: torch.Tensor | None = None  # (B, H*W, Hk*Wk) non-local affinity
     attention_grids: tuple[tuple[int, int], tuple[int, int]] | None = None  # query and key grid sizes
 
@@ -86,7 +87,9 @@ class Bottleneck(nn.Module):
 
     With spatial bias, the branch reads the first 1x1 conv's output; its N maps are upsampled to
     the 3x3 conv's output size and concatenated to it, so ``bn2`` and ``conv3`` see planes + N
-    channels and the last 1x1 conv mixes global maps with local features.
+    channels and the last 1x1 conv mixes global maps with local features. The upsampled maps and the
+    non-local block's residual term pass through ``contribution_edits.edited``, where interventions
+    (``sbcore.analysis.interventions``) replace them without changing the module.
 
     Args:
         sb_layer: builds the spatial-bias branch from ``planes`` (e.g. ``partial(SpatialBias, grid_size=6)``);
@@ -140,13 +143,14 @@ class Bottleneck(nn.Module):
         result = BlockOutput(out)
         if self.spatial_bias is not None:
             maps = self.spatial_bias(reduced)
-            upsampled = _like(upsample_maps(maps, out.shape[-2:]), out)
+            upsampled = _like(edited(self, "spatial_bias", upsample_maps(maps, out.shape[-2:])), out)
             result.spatial_bias, result.spatial_bias_upsampled = maps, upsampled
             out = torch.cat([out, upsampled], dim=1)
         out = self._residual(out, identity)
         if self.non_local is not None:
             height, width = out.shape[-2:]
-            out, result.attention = self.non_local.forward_with_attention(out)
+            term, result.attention = self.non_local.contribution_with_attention(out)
+            out = out + edited(self, "non_local", term)
             result.attention_grids = ((height, width), self.non_local.key_grid_size(height, width))
         result.features = out
         return result
@@ -158,10 +162,10 @@ class Bottleneck(nn.Module):
         reduced = self.spatial_bias_input(x)
         out = self.conv2(reduced)
         if self.spatial_bias is not None:
-            maps = _like(self.spatial_bias.upsampled_maps(reduced, out.shape[-2:]), out)
+            maps = _like(edited(self, "spatial_bias", self.spatial_bias.upsampled_maps(reduced, out.shape[-2:])), out)
             out = torch.cat([out, maps], dim=1)
         out = self._residual(out, identity)
-        return out if self.non_local is None else self.non_local(out)
+        return out if self.non_local is None else out + edited(self, "non_local", self.non_local.contribution(out))
 
 
 def _like(maps: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,130 @@
+"""Accuracy under intervention: a test set evaluated intact and with components switched off, per group of samples
+(distance bins of the lab, classes of Fashion-MNIST), with Wilson intervals and a paired interval on the change."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from sbcore.analysis.interventions import Component, intervened_logits
+from sbcore.evaluate import Z_95, wilson_interval
+
+
+@dataclass(frozen=True)
+class GroupChange:
+    """One group's accuracy intact and under an intervention, percent, with 95% intervals."""
+
+    name: str
+    samples: int
+    intact: float
+    intact_ci95: tuple[float, float]
+    ablated: float
+    ablated_ci95: tuple[float, float]
+    change: float  # ablated - intact, points
+    change_ci95: tuple[float, float]  # Newcombe's paired interval
+
+
+@dataclass(frozen=True)
+class AblationResult:
+    """One intervention (a label such as ``"SB layer1.0"`` or ``"stage 3"``) over a test set."""
+
+    label: str
+    components: list[str]
+    mode: str
+    groups: list[GroupChange]
+    overall: GroupChange
+
+
+@dataclass
+class AblationReport:
+    """Every intervention of one model over one test set."""
+
+    model: str
+    mode: str
+    samples: int
+    reference: str  # what the mean was taken over
+    results: list[AblationResult] = field(default_factory=list)
+
+
+def paired_change_interval(both: int, only_intact: int, only_ablated: int, neither: int,
+                           z: float = Z_95) -> tuple[float, float]:
+    """95% interval (percent points) of accuracy ablated minus intact on the same samples: Newcombe's (1998)
+    hybrid score interval for a difference of paired proportions (method 10), from the 2x2 table of correct
+    (both, only intact, only ablated, neither)."""
+    n = both + only_intact + only_ablated + neither
+    if n == 0:
+        return -100.0, 100.0
+    p_ablated, p_intact = (both + only_ablated) / n, (both + only_intact) / n
+    low_a, high_a = (v / 100 for v in wilson_interval(both + only_ablated, n, z))
+    low_i, high_i = (v / 100 for v in wilson_interval(both + only_intact, n, z))
+    margins = (both + only_intact) * (only_ablated + neither) * (both + only_ablated) * (only_intact + neither)
+    phi = (both * neither - only_intact * only_ablated) / math.sqrt(margins) if margins else 0.0
+    change = p_ablated - p_intact
+    below = math.sqrt(max((p_ablated - low_a) ** 2 - 2 * phi * (p_ablated - low_a) * (high_i - p_intact)
+                          + (high_i - p_intact) ** 2, 0.0))
+    above = math.sqrt(max((high_a - p_ablated) ** 2 - 2 * phi * (high_a - p_ablated) * (p_intact - low_i)
+                          + (p_intact - low_i) ** 2, 0.0))
+    return round(100 * max(change - below, -1.0), 4), round(100 * min(change + above, 1.0), 4)
+
+
+def group_change(name: str, intact: torch.Tensor, ablated: torch.Tensor) -> GroupChange:
+    """Accuracies and the paired change from two (n,) bool tensors of correct answers on the same samples."""
+    n = len(intact)
+    both = int((intact & ablated).sum())
+    only_intact, only_ablated = int((intact & ~ablated).sum()), int((~intact & ablated).sum())
+    right_intact, right_ablated = both + only_intact, both + only_ablated
+    percent = lambda k: round(100 * k / n, 4) if n else float("nan")  # noqa: E731
+    return GroupChange(
+        name, n, percent(right_intact), wilson_interval(right_intact, n), percent(right_ablated),
+        wilson_interval(right_ablated, n), round(percent(right_ablated) - percent(right_intact), 4),
+        paired_change_interval(both, only_intact, only_ablated, n - both - only_intact - only_ablated),
+    )
+
+
+@torch.no_grad()
+def evaluate_ablations(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    settings: Sequence[tuple[str, Sequence[Component]]],
+    mode: str,
+    *,
+    groups: Sequence[int],
+    group_names: Sequence[str],
+    means: Mapping[str, torch.Tensor] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    total: int | None = None,
+    seed: int = 0,
+) -> list[AblationResult]:
+    """Run every (label, components) setting on the same samples beside the intact model.
+
+    ``batches`` yields (images (B, C, H, W), labels (B,)); ``groups`` gives each sample's group index, in batch
+    order. ``resample`` draws each batch's derangement from ``seed`` and the batch's position.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    intact_hits: list[torch.Tensor] = []
+    ablated_hits: list[list[torch.Tensor]] = [[] for _ in settings]
+    done = 0
+    for batch_index, (images, labels) in enumerate(batches):
+        images = images.to(device)
+        intact_hits.append(model(images).argmax(dim=1).cpu() == labels)
+        for hits, (_, targets) in zip(ablated_hits, settings):
+            logits = intervened_logits(model, images, targets, mode, means=means, seed=seed + batch_index)
+            hits.append(logits.argmax(dim=1).cpu() == labels)
+        done += len(labels)
+        if progress is not None:
+            progress(done, total or done)
+    intact = torch.cat(intact_hits)
+    index = torch.as_tensor(list(groups), dtype=torch.long)
+    if len(index) != len(intact):
+        raise ValueError(f"{len(index)} group indices for {len(intact)} evaluated samples")
+    results = []
+    for (label, targets), hits in zip(settings, ablated_hits):
+        ablated = torch.cat(hits)
+        per_group = [group_change(name, intact[index == g], ablated[index == g]) for g, name in enumerate(group_names)]
+        results.append(AblationResult(label, [c.name for c in targets], mode, per_group,
+                                      group_change("all", intact, ablated)))
+    return results

@@ -1,0 +1,210 @@
+"""``sbcore ablate``: switch spatial-bias maps and non-local blocks off on a test set and measure what it causes."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from sbcore.analysis.ablation import AblationReport, AblationResult, evaluate_ablations
+from sbcore.analysis.cli import MODEL_HELP, TERMINAL_ONLY, _add_output_options, _tqdm_progress, load_model
+from sbcore.analysis.interventions import (
+    INTERVENTION_MODES, REFERENCE_SIZE, Component, ablation_settings, reference_means, resolve_components,
+    stage_components,
+)
+from sbcore.cli_types import integer
+from sbcore.data import DatasetSpec, limited_test_split, load_dataset, sample_groups
+from sbcore.errors import SBCoreError
+from sbcore.lab.patching import PatchingScore, counterfactual_pairs, patching_scores
+from sbcore.lab.same_different import SameDifferentCanvases
+
+BATCH_SIZE = 100
+CLI_MODES = ("mean", "zero", "resample")  # patch needs pairs of inputs: --patch
+
+
+def model_test_data(model: torch.nn.Module, data: str | None = None) -> tuple[str, DatasetSpec]:
+    """(dataset name, its splits) of the dataset ``model`` was trained on, from its metadata."""
+    meta = model.metadata
+    name = meta.training.get("dataset")
+    if not name:
+        raise SBCoreError(
+            f"{meta.pretrained or meta.architecture} records no training dataset; ablate evaluates trained "
+            "checkpoints on their own test set (e.g. sb_lab_resnet14.samediff)."
+        )
+    spec = load_dataset(name, data or meta.training.get("data"), meta.preprocessing.input_size[-1])
+    if spec.class_names != list(meta.class_names):
+        raise SBCoreError(f"The {name} classes {spec.class_names} are not the model's {meta.class_names}.")
+    return name, spec
+
+
+def reference_batches(spec: DatasetSpec, count: int = REFERENCE_SIZE, batch_size: int = BATCH_SIZE):
+    """The first ``count`` training images (evaluation transform) in batches: the mean-ablation reference."""
+    reference = Subset(spec.train_eval, range(min(count, len(spec.train_eval))))
+    return (images for images, _ in DataLoader(reference, batch_size))
+
+
+def chosen_settings(model: torch.nn.Module, args: argparse.Namespace) -> list[tuple[str, list[Component]]]:
+    """The interventions the options ask for: ``--blocks`` as one setting, ``--stages`` as one, else each block."""
+    if args.blocks:
+        found = resolve_components(model, args.blocks)
+        return [(" + ".join(c.label for c in found), found)]
+    if args.stages:
+        found = stage_components(model, args.stages)
+        return [(f"stage {' + '.join(map(str, args.stages))}", found)]
+    return ablation_settings(model)
+
+
+def ablation_figure(report: AblationReport) -> Figure:
+    """Accuracy per group, intact and under each intervention, with 95% intervals."""
+    figure = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = figure.subplots()
+    first = report.results[0]
+    names = [g.name.removeprefix("distance ").removesuffix(" px") for g in first.groups]
+    positions = range(len(names))
+    ax.errorbar(positions, [g.intact for g in first.groups], capsize=3, color="black", linewidth=2, label="intact",
+                yerr=[[g.intact - g.intact_ci95[0] for g in first.groups],
+                      [g.intact_ci95[1] - g.intact for g in first.groups]])
+    for result in report.results:
+        ax.errorbar(positions, [g.ablated for g in result.groups], capsize=2, marker="o", markersize=3,
+                    label=f"{result.label} off", yerr=[[g.ablated - g.ablated_ci95[0] for g in result.groups],
+                                                       [g.ablated_ci95[1] - g.ablated for g in result.groups]])
+    ax.set_xticks(list(positions), names, rotation=30 if len(names) > 5 else 0)
+    ax.set_xlabel("distance between item centres (px)" if first.groups[0].name.startswith("distance") else "class")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{report.model}: {report.mode} ablation, {report.samples} test samples", fontsize=10)
+    ax.legend(fontsize=7, loc="lower left")
+    return figure
+
+
+def format_ablation_table(results: list[AblationResult]) -> str:
+    """Accuracy per group under each intervention and its change from intact, with the paired 95% interval."""
+    names = [g.name.removeprefix("distance ") for g in results[0].groups] + ["all"]
+    width = max(len(r.label) for r in results) + 4
+    lines = [f"{'':<{width}}" + "".join(f"{name:>24}" for name in names)]
+    intact = [*results[0].groups, results[0].overall]
+    lines.append(f"{'intact':<{width}}" + "".join(f"{g.intact:>23.1f}%" for g in intact))
+    for result in results:
+        cells = [f"{g.ablated:5.1f}% ({g.change:+5.1f} [{g.change_ci95[0]:+.1f},{g.change_ci95[1]:+.1f}])"
+                 for g in [*result.groups, result.overall]]
+        lines.append(f"{result.label + ' off':<{width}}" + "".join(f"{c:>24}" for c in cells))
+    return "\n".join(lines)
+
+
+def format_patching_table(scores: list[PatchingScore]) -> str:
+    """One line per patched setting: the share of the same/different effect it carries."""
+    width = max(len(s.label) for s in scores) + 2
+    lines = [f"{'patched':<{width}} {'carries':>8} {'95% interval':>16} {'diff<-same':>11} {'same<-diff':>11}"]
+    lines += [f"{s.label:<{width}} {s.score:>8.3f} {f'[{s.ci95[0]:.3f}, {s.ci95[1]:.3f}]':>16} "
+              f"{s.shift_towards_same:>+11.3f} {s.shift_towards_different:>+11.3f}" for s in scores]
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, results: list[AblationResult]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["intervention", "mode", "group", "samples", "intact", "ablated", "change",
+                         "change_low", "change_high"])
+        for result in results:
+            for g in [*result.groups, result.overall]:
+                writer.writerow([result.label, result.mode, g.name, g.samples, g.intact, g.ablated, g.change,
+                                 *g.change_ci95])
+
+
+def _patching(model: torch.nn.Module, spec: DatasetSpec, settings, args: argparse.Namespace) -> list[PatchingScore]:
+    if not isinstance(spec.test, SameDifferentCanvases):
+        raise SBCoreError("--patch needs the same-different lab task (counterfactual canvas pairs); "
+                          "this model was trained on another dataset.")
+    task = spec.test.task
+    low, high = args.patch_distance
+    indices = [i for i in range(len(spec.test))
+               if low <= task.bin_centres[(i // 2) % task.num_bins] <= high][: args.patch_pairs]
+    if not indices:
+        raise SBCoreError(f"No test canvas has its distance bin's centre within {low}-{high} px.")
+    different, same = counterfactual_pairs(spec.test, indices)
+    with tqdm(desc="patch", unit="step", disable=TERMINAL_ONLY) as bar:
+        return patching_scores(model, different, same, settings, progress=_tqdm_progress(bar))
+
+
+def _run_ablate(args: argparse.Namespace) -> None:
+    model, out = load_model(args.model, args.device), Path(args.out)
+    settings = chosen_settings(model, args)  # checks the names before any data is read
+    name, spec = model_test_data(model, args.data)
+    test = limited_test_split(spec, args.limit)
+    groups = sample_groups(test)
+    if groups is None:  # per class
+        labels = torch.cat([batch_labels for _, batch_labels in DataLoader(test, 1000)])
+        groups_index, group_names = labels.tolist(), list(model.metadata.class_names)
+    else:
+        groups_index, group_names = groups.index, groups.names
+    means = reference_means(model, (b.to(args.device) for b in reference_batches(spec))) if args.mode == "mean" else None
+    with tqdm(desc=f"ablate ({args.mode})", unit="image", disable=TERMINAL_ONLY) as bar:
+        results = evaluate_ablations(
+            model, DataLoader(test, BATCH_SIZE), settings, args.mode, groups=groups_index, group_names=group_names,
+            means=means, progress=_tqdm_progress(bar), total=len(test), seed=args.seed,
+        )
+    reference = f"{min(REFERENCE_SIZE, len(spec.train_eval))} {name} training images" if args.mode == "mean" else ""
+    report = AblationReport(args.model, args.mode, len(test), reference, results)
+    document = asdict(report)
+    print(f"{args.model}: {args.mode} ablation on {len(test)} {name} test samples"
+          + (f" (means over {reference})" if reference else ""))
+    print(format_ablation_table(results))
+    if args.patch:
+        scores = _patching(model, spec, settings, args)
+        document["patching"] = {"distance_px": list(args.patch_distance), "scores": [asdict(s) for s in scores]}
+        print(f"\npatching on {scores[0].pairs} counterfactual pairs at {args.patch_distance[0]}-"
+              f"{args.patch_distance[1]} px (share of the same/different effect each setting carries)")
+        print(format_patching_table(scores))
+    (out / "ablation.json").write_text(json.dumps(document, indent=2) + "\n")
+    _write_csv(out / "ablation.csv", results)
+    ablation_figure(report).savefig(out / "ablation.png", dpi=110)
+    print(f"wrote {out}/ablation.json, .csv, .png")
+
+
+def _distance_range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    try:
+        values = int(low), int(high)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a distance range such as 94-108, got {text!r}") from None
+    if not 0 <= values[0] <= values[1] <= 1000:
+        raise argparse.ArgumentTypeError(f"expected LOW-HIGH with 0 <= LOW <= HIGH <= 1000, got {text!r}")
+    return values
+
+
+def configure_ablate(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``sbcore ablate MODEL [--blocks ... | --stages ... | --each-block] --out DIR``."""
+    parser = subparsers.add_parser(
+        "ablate", help="switch spatial-bias maps or non-local blocks off and measure test accuracy",
+        description="Evaluate a trained SB / NL / SB+NL checkpoint on its test set intact and with global-context "
+        "components switched off (weights unchanged): a block's spatial-bias maps are named by the block "
+        "(layer1.0), a non-local block as layer2.0.non_local. Modes: " + "; ".join(
+            f"{m}: {INTERVENTION_MODES[m]}" for m in CLI_MODES) + f" (mean: over the first {REFERENCE_SIZE} "
+        "training images). Reports accuracy per distance bin (lab models) or per class, intact and ablated, with "
+        "Wilson 95%% intervals and Newcombe's paired interval on the change. Writes ablation.json, .csv and .png.",
+    )
+    parser.add_argument("model", help=MODEL_HELP)
+    _add_output_options(parser)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--blocks", nargs="+", metavar="BLOCK", help="switch these off together (layer1.0 layer3.1.non_local)")
+    which.add_argument("--stages", nargs="+", type=integer(1, 4), metavar="STAGE",
+                       help="switch every component of these stages off together (1 for layer1)")
+    which.add_argument("--each-block", action="store_true",
+                       help="each component alone, then each stage, then all (the default without --blocks/--stages)")
+    parser.add_argument("--mode", choices=CLI_MODES, default="mean", help="what replaces the contributions (default: mean)")
+    parser.add_argument("--limit", type=integer(10, 100_000), default=None,
+                        help="first N test samples (lab canvases are stratified: every 10 consecutive ones cover the "
+                        "five distance bins and both labels; default: the whole test set)")
+    parser.add_argument("--patch", action="store_true",
+                        help="also patch each setting between counterfactual canvas pairs (lab models)")
+    parser.add_argument("--patch-pairs", type=integer(10, 3000), default=200, help="counterfactual pairs (default: 200)")
+    parser.add_argument("--patch-distance", type=_distance_range, default=(94, 108), metavar="LOW-HIGH",
+                        help="distance bins of the pairs, px (default: 94-108, beyond a plain network's reach)")
+    parser.add_argument("--seed", type=integer(0, 2**31 - 1), default=0, help="seed of resample's derangements")
+    parser.add_argument("--data", default=None, help="dataset folder (default: the training run's, or found automatically)")
+    parser.set_defaults(run=_run_ablate)
