@@ -193,3 +193,71 @@ def distance_sweep(_model: nn.Module, model_key: str, item_a: np.ndarray, item_b
 
     distances, probabilities = probe.distance_sweep(_model, item_a, item_b, centre_a, direction)
     return list(distances), [float(p) for p in probabilities]
+
+
+@st.cache_resource(show_spinner="Averaging every block's global context over 512 training images…", max_entries=8)
+def intervention_means(_model: nn.Module, model_key: str) -> dict[str, torch.Tensor]:
+    """Mean contribution of every SB / NL component over the model's first 512 training images: what mean
+    ablation puts in their place. Shared by every session; read only."""
+    from sbcore.analysis.ablation import model_test_data, training_reference_means
+
+    return training_reference_means(_model, model_test_data(_model)[1])
+
+
+@st.cache_resource
+def _ablations() -> _Recent:
+    """Ablation results by settings (like ``_receptive_fields``: computed with a progress bar)."""
+    return _Recent(32)
+
+
+def ablation(model: nn.Module, model_key: str, settings: Sequence[tuple[str, tuple[str, ...]]], mode: str,
+             per_bin: int, progress: Progress | None = None):
+    """Accuracy by distance intact and under each (label, component names) setting, on the first ``per_bin`` x 5
+    lab test canvases (stratified over bins and labels). Computed once per settings and shared between sessions."""
+    from torch.utils.data import DataLoader, Subset
+
+    from sbcore.analysis.ablation import evaluate_ablations
+    from sbcore.analysis.interventions import resolve_components
+
+    key = (model_key, tuple(settings), mode, per_bin)
+    result = _ablations().get(key)
+    if result is None:
+        test = same_different_test()
+        subset = Subset(test, range(per_bin * test.task.num_bins))
+        bins, names = test.sample_groups()
+        resolved = [(label, resolve_components(model, names_)) for label, names_ in settings]
+        means = intervention_means(model, model_key) if mode == "mean" else None
+        result = evaluate_ablations(model, DataLoader(subset, 100), resolved, mode, groups=bins[:len(subset)],
+                                    group_names=names, means=means, progress=progress, total=len(subset))
+        _ablations().put(key, result)
+    return result
+
+
+def patching(model: nn.Module, model_key: str, settings: Sequence[tuple[str, tuple[str, ...]]], pairs: int,
+             progress: Progress | None = None):
+    """Patching scores of each setting over ``pairs`` far (94-108 px) counterfactual test pairs; shared, read only."""
+    from sbcore.analysis.interventions import resolve_components
+    from sbcore.lab.patching import counterfactual_pairs, patching_scores
+    from sbcore.lab.readout import far_indices
+
+    key = ("patching", model_key, tuple(settings), pairs)
+    result = _ablations().get(key)
+    if result is None:
+        test = same_different_test()
+        different, same = counterfactual_pairs(test, far_indices(test, pairs, test.task.bin_edges[-2]))
+        resolved = [(label, resolve_components(model, names_)) for label, names_ in settings]
+        result = patching_scores(model, different, same, resolved, progress=progress)
+        _ablations().put(key, result)
+    return result
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def same_probability_under(_model: nn.Module, model_key: str, canvas: np.ndarray, targets: tuple[str, ...],
+                           mode: str) -> float:
+    """P(same) of one lab model for one canvas with ``targets`` switched off by ``mode`` (mean or zero)."""
+    from sbcore.analysis.interventions import intervened
+    from sbcore.lab import probe
+
+    means = intervention_means(_model, model_key) if mode == "mean" else None
+    with intervened(_model, targets, mode, means=means):
+        return float(probe.same_probability(_model, torch.as_tensor(canvas)[None])[0])

@@ -6,7 +6,8 @@
 Reads the per-bin test accuracy and 95% intervals that each shipped checkpoint records (``sbcore eval NAME``
 recomputes and checks them). Dots: the shipped seed 0 with its Wilson interval; crosses: the mean over
 seeds where more than one finished. Dotted line: the plain network's last-stage receptive field; dashed
-line: the smallest centre distance at which no unit of the plain network's conv path sees both items.
+line: the smallest centre distance at which no unit of the plain network's conv path sees both items; red
+line: the 75% that a sum of separately seen items can reach beyond it (``sbcore.lab.readout``).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from sbcore import create_model  # noqa: E402
+from sbcore.lab.readout import SUM_OF_ITEMS_BOUND  # noqa: E402
 from sbcore.lab.results import LAB_WEIGHTS, DistanceAccuracy, distance_accuracy, reach  # noqa: E402
 from sbcore.lab.same_different import DEFAULT_TASK  # noqa: E402
 
@@ -40,9 +42,11 @@ def draw(results: list[DistanceAccuracy], field: int, far: int, out: Path) -> No
             ax.plot(xs, result.seed_mean, "x", color=line[0].get_color(), markersize=8,
                     label=f"{label}: mean of seeds {', '.join(map(str, result.seeds))}")
     ax.axhline(50, color="grey", linewidth=1, linestyle=":", label="chance")
+    ax.axhline(SUM_OF_ITEMS_BOUND, color="firebrick", linewidth=1, linestyle="--",
+               label=f"bound of a sum of separately seen items, {SUM_OF_ITEMS_BOUND:.0f}%")
     ax.axvline(field, color="black", linestyle=":", linewidth=1, label=f"last-stage receptive field, {field} px")
     ax.axvline(far, color="black", linestyle="--", linewidth=1,
-               label=f"plain reach: RF {field} + item {DEFAULT_TASK.item_size} - 1 = {far} px; beyond, chance")
+               label=f"plain reach: RF {field} + item {DEFAULT_TASK.item_size} - 1 = {far} px; beyond, at most 75%")
     ax.set_xlabel("distance between item centres, px (larger of |dx|, |dy|)")
     ax.set_ylabel("test accuracy, % (95% interval)")
     ax.set_title("Same-different at a distance: who keeps their accuracy?")

@@ -62,7 +62,8 @@ def _distance_section(model: nn.Module) -> list[str]:
     lines = ["## Accuracy by distance", "",
              f"Test accuracy per bin of the Chebyshev distance between the two item centres, with Wilson 95% "
              f"intervals. The conv path's last-stage receptive field is {field} px: from {far} px on, no unit "
-             "of it sees both items, so a plain network is at chance there (50%).", ""]
+             "of it sees both items, so a plain network adds them up there and is bounded at 75% (3 of the 4 pair "
+             "types; chance is 50%).", ""]
     header = ["distance bin", "accuracy", "95% interval", "samples"]
     rows = [[b.removeprefix("distance "), f"{a:.1f}%" if n else "-", f"{lo:.1f}-{hi:.1f}%", str(n)]
             for b, a, (lo, hi), n in zip(result.bins, result.accuracy, result.ci95, result.samples)]

@@ -16,8 +16,8 @@ PAGE_GUIDE = {
                "the training data?), then the maps each spatial-bias branch adds, and, for non-local models, where a "
                "clicked point looks.",
     "Global context": "the lab: are two items on one large canvas the same class? Accuracy is plotted by the items' "
-                      "distance; past the dotted line no unit of a plain network sees both, so a model that stays "
-                      "above chance there uses global context. Place two items yourself and read every model's "
+                      "distance; past the dotted line no unit of a plain network sees both, so it can be right on at "
+                      "most 3 of the 4 pair types (75%): a model above that line there uses global context. Place two items yourself and read every model's "
                       "P(same).",
     "Compare attributions": "the same image and class for two to four models. Bright pixels are the evidence each "
                             "model used; the colour scale is shared, so compare where, not how much.",

@@ -9,7 +9,11 @@ from typing import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from sbcore.analysis.interventions import Component, intervened_logits
+from torch.utils.data import DataLoader, Subset
+
+from sbcore.analysis.interventions import REFERENCE_SIZE, Component, intervened_logits, reference_means
+from sbcore.data import DatasetSpec, load_dataset
+from sbcore.errors import SBCoreError
 from sbcore.evaluate import Z_95, wilson_interval
 
 
@@ -47,6 +51,30 @@ class AblationReport:
     samples: int
     reference: str  # what the mean was taken over
     results: list[AblationResult] = field(default_factory=list)
+
+
+def model_test_data(model: nn.Module, data: str | None = None) -> tuple[str, DatasetSpec]:
+    """(dataset name, its splits) of the dataset ``model`` was trained on, from its metadata."""
+    meta = model.metadata
+    name = meta.training.get("dataset")
+    if not name:
+        raise SBCoreError(
+            f"{meta.pretrained or meta.architecture} records no training dataset; ablation evaluates trained "
+            "checkpoints on their own test set (e.g. sb_lab_resnet14.samediff)."
+        )
+    spec = load_dataset(name, data or meta.training.get("data"), meta.preprocessing.input_size[-1])
+    if spec.class_names != list(meta.class_names):
+        raise SBCoreError(f"The {name} classes {spec.class_names} are not the model's {meta.class_names}.")
+    return name, spec
+
+
+def training_reference_means(model: nn.Module, spec: DatasetSpec, count: int = REFERENCE_SIZE,
+                             batch_size: int = 100) -> dict[str, torch.Tensor]:
+    """``reference_means`` over the first ``count`` training images of ``spec`` (evaluation transform; for the lab,
+    training canvases): what mean ablation puts in place of each component."""
+    device = next(model.parameters()).device
+    reference = Subset(spec.train_eval, range(min(count, len(spec.train_eval))))
+    return reference_means(model, (images.to(device) for images, _ in DataLoader(reference, batch_size)))
 
 
 def paired_change_interval(both: int, only_intact: int, only_ablated: int, neither: int,

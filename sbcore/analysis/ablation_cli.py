@@ -9,44 +9,24 @@ from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from sbcore.analysis.ablation import AblationReport, AblationResult, evaluate_ablations
+from sbcore.analysis.ablation import (
+    AblationReport, AblationResult, evaluate_ablations, model_test_data, training_reference_means,
+)
 from sbcore.analysis.cli import MODEL_HELP, TERMINAL_ONLY, _add_output_options, _tqdm_progress, load_model
 from sbcore.analysis.interventions import (
-    INTERVENTION_MODES, REFERENCE_SIZE, Component, ablation_settings, reference_means, resolve_components,
-    stage_components,
+    INTERVENTION_MODES, REFERENCE_SIZE, Component, ablation_settings, resolve_components, stage_components,
 )
 from sbcore.cli_types import integer
-from sbcore.data import DatasetSpec, limited_test_split, load_dataset, sample_groups
+from sbcore.data import DatasetSpec, limited_test_split, sample_groups
 from sbcore.errors import SBCoreError
 from sbcore.lab.patching import PatchingScore, counterfactual_pairs, patching_scores
 from sbcore.lab.same_different import SameDifferentCanvases
 
-BATCH_SIZE = 100
+BATCH_SIZE = 100  # test images per forward pass
 CLI_MODES = ("mean", "zero", "resample")  # patch needs pairs of inputs: --patch
-
-
-def model_test_data(model: torch.nn.Module, data: str | None = None) -> tuple[str, DatasetSpec]:
-    """(dataset name, its splits) of the dataset ``model`` was trained on, from its metadata."""
-    meta = model.metadata
-    name = meta.training.get("dataset")
-    if not name:
-        raise SBCoreError(
-            f"{meta.pretrained or meta.architecture} records no training dataset; ablate evaluates trained "
-            "checkpoints on their own test set (e.g. sb_lab_resnet14.samediff)."
-        )
-    spec = load_dataset(name, data or meta.training.get("data"), meta.preprocessing.input_size[-1])
-    if spec.class_names != list(meta.class_names):
-        raise SBCoreError(f"The {name} classes {spec.class_names} are not the model's {meta.class_names}.")
-    return name, spec
-
-
-def reference_batches(spec: DatasetSpec, count: int = REFERENCE_SIZE, batch_size: int = BATCH_SIZE):
-    """The first ``count`` training images (evaluation transform) in batches: the mean-ablation reference."""
-    reference = Subset(spec.train_eval, range(min(count, len(spec.train_eval))))
-    return (images for images, _ in DataLoader(reference, batch_size))
 
 
 def chosen_settings(model: torch.nn.Module, args: argparse.Namespace) -> list[tuple[str, list[Component]]]:
@@ -85,14 +65,14 @@ def ablation_figure(report: AblationReport) -> Figure:
 def format_ablation_table(results: list[AblationResult]) -> str:
     """Accuracy per group under each intervention and its change from intact, with the paired 95% interval."""
     names = [g.name.removeprefix("distance ") for g in results[0].groups] + ["all"]
-    width = max(len(r.label) for r in results) + 4
-    lines = [f"{'':<{width}}" + "".join(f"{name:>24}" for name in names)]
+    width = max(len(r.label) for r in results) + 6
+    lines = [f"{'':<{width}}" + "".join(f"{name:>27}" for name in names)]
     intact = [*results[0].groups, results[0].overall]
-    lines.append(f"{'intact':<{width}}" + "".join(f"{g.intact:>23.1f}%" for g in intact))
+    lines.append(f"{'intact':<{width}}" + "".join(f"{g.intact:>26.1f}%" for g in intact))
     for result in results:
-        cells = [f"{g.ablated:5.1f}% ({g.change:+5.1f} [{g.change_ci95[0]:+.1f},{g.change_ci95[1]:+.1f}])"
+        cells = [f"{g.ablated:5.1f}% ({g.change:+5.1f} [{g.change_ci95[0]:+.1f}, {g.change_ci95[1]:+.1f}])"
                  for g in [*result.groups, result.overall]]
-        lines.append(f"{result.label + ' off':<{width}}" + "".join(f"{c:>24}" for c in cells))
+        lines.append(f"{result.label + ' off':<{width}}" + "".join(f"{c:>27}" for c in cells))
     return "\n".join(lines)
 
 
@@ -142,7 +122,7 @@ def _run_ablate(args: argparse.Namespace) -> None:
         groups_index, group_names = labels.tolist(), list(model.metadata.class_names)
     else:
         groups_index, group_names = groups.index, groups.names
-    means = reference_means(model, (b.to(args.device) for b in reference_batches(spec))) if args.mode == "mean" else None
+    means = training_reference_means(model, spec) if args.mode == "mean" else None
     with tqdm(desc=f"ablate ({args.mode})", unit="image", disable=TERMINAL_ONLY) as bar:
         results = evaluate_ablations(
             model, DataLoader(test, BATCH_SIZE), settings, args.mode, groups=groups_index, group_names=group_names,

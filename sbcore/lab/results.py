@@ -67,6 +67,6 @@ def seed_run(metadata_metrics: dict[str, Any], seed: int) -> dict[str, Any]:
 def reach(model: nn.Module, task: SameDifferentTask = DEFAULT_TASK) -> tuple[int, int]:
     """(last stage's receptive field, the smallest centre distance at which no unit of the conv path sees
     any pixel of both items), pixels. Beyond the second, a plain network with global average pooling and a
-    linear head is at chance on same-different."""
+    linear head adds the items up and is bounded at 75% on same-different (``sbcore.lab.readout``)."""
     last = list(stage_receptive_fields(model).values())[-1]
     return last, last + task.item_size - 1

@@ -7,7 +7,8 @@ exact: two items of side s whose centres are d >= r + s - 1 apart never fall, ev
 one window of side r. Beyond that distance a network whose units see at most r pixels, followed by
 global average pooling and a linear head, computes ``g(a) + g(b)`` from separately seen items, and
 no such sum separates "same" from "different" (add the two same pairs of two classes and the two
-mixed pairs: the sums are equal), so it sits at chance there.
+mixed pairs: the sums are equal), so at most three of the four pair types can be right there: such a
+network is bounded at 75%, not at chance (``sbcore.lab.readout`` shows a read-out that reaches it).
 
 Every sample is a pure function of (seed, split, index): no state, nothing written to disk,
 identical in every DataLoader worker and DDP rank. Training and validation canvases use

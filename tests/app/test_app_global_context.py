@@ -151,3 +151,49 @@ def test_a_broken_upload_says_why_and_keeps_the_other_item_the_positions_and_the
     assert not at.exception, at.exception
     assert not at.error
     assert _probe_state(at) == kept and _p_same(at) == p_same
+
+
+def _chart(at, name: str) -> dict:
+    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if name in c.proto.spec)
+
+
+def test_a_deep_link_restores_an_intervention_and_measuring_it_shows_the_ablated_curve(open_page):
+    from sbcore.analysis.ablation import evaluate_ablations
+    from sbcore.analysis.interventions import resolve_components
+    from torch.utils.data import DataLoader, Subset
+    from app.intervention_panel import PER_BIN
+
+    at = open_page("global_context", query={"ablate_model": "sb_lab_resnet14.samediff", "ablate": "layer1.0",
+                                            "ablate_mode": "zero"})
+    assert not at.exception, at.exception
+    assert at.session_state["gc_iv_model"] == "sb_lab_resnet14.samediff"
+    assert at.session_state["gc_iv_blocks"] == ["layer1.0"] and at.session_state["gc_iv_mode"] == "zero"
+    probe_models = list(next(d.value for d in at.dataframe if "P(same)" in d.value.columns)["model"])
+    assert probe_models[-1] == "sb_lab_resnet14.samediff, SB layer1.0 off (zero)"
+
+    at.button(key="gc_iv_run").click().run()
+    assert not at.exception, at.exception
+    chart = _chart(at, "SB layer1.0 off")
+    curves = {t["name"]: t["y"] for t in chart["data"]}
+    model = sbcore.create_model("sb_lab_resnet14.samediff", pretrained=True)
+    test = compute.same_different_test()
+    bins, names = test.sample_groups()
+    subset = Subset(test, range(PER_BIN * 5))
+    expected = evaluate_ablations(model, DataLoader(subset, 100), [("x", resolve_components(model, ["layer1.0"]))],
+                                  "zero", groups=bins[:len(subset)], group_names=names)[0]
+    assert curves["intact"] == pytest.approx([g.intact for g in expected.groups])
+    assert curves["SB layer1.0 off"] == pytest.approx([g.ablated for g in expected.groups])
+    assert max(curves["SB layer1.0 off"]) < 70 < 90 < min(curves["intact"])  # zeroing layer1.0 breaks the model
+    assert any("Switching off **SB layer1.0** (zero ablation) drops accuracy at 94-108 px" in m.value for m in at.markdown)
+    assert "ablate_mode=zero" in "&".join(f"{k}={v}" for k, v in at.query_params.items())
+
+
+def test_ranking_every_block_shows_ablation_and_patching_per_component(open_page):
+    at = open_page("global_context", gc_iv_model="sbnl_lab_resnet14.samediff", gc_iv_mode="mean")
+    at.button(key="gc_rank_run").click().run()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "carries the relation (patching)" in d.value.columns)
+    assert list(table["switched off"]) == ["SB layer1.0", "SB layer2.0", "NL layer2.0", "SB layer3.0", "SB layer3.1",
+                                           "NL layer3.1", "all"]
+    assert table["far change (points)"].min() < -5  # some component matters far away
+    assert table["carries the relation (patching)"].between(-1, 2).all()
