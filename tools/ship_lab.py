@@ -1,5 +1,7 @@
-"""Copy the seed-0 lab checkpoints from runs/lab into assets/checkpoints as ``NAME.samediff``, with every
-finished seed's per-bin results in their metadata (``metrics.seed_runs``) and their training log.
+"""Copy the finished lab runs from runs/lab into assets/checkpoints: seed 0 as ``NAME.samediff``, seeds 1 and 2 as
+``NAME.samediff-s1`` and ``NAME.samediff-s2``, each with every shipped seed's per-bin results in its metadata
+(``metrics.seed_runs``) and its training log. A seed whose run is not in runs/lab but is already shipped keeps its
+shipped files (its summary still counts).
 
     python tools/ship_lab.py            # after bash tools/train_lab.sh; prints the sha256 lines for
                                         # sbcore/models/pretrained.py
@@ -12,39 +14,46 @@ import json
 import shutil
 from pathlib import Path
 
-from sbcore.checkpoint import checkpoint_paths, file_sha256, read_metadata
+from sbcore.checkpoint import checkpoint_paths, file_sha256
 from sbcore.lab.results import LAB_WEIGHTS, seed_run
 
 REPO = Path(__file__).resolve().parents[1]
+SEEDS = (0, 1, 2)
 
 
-def finished_runs(runs: Path, architecture: str) -> list[tuple[int, Path]]:
-    """(seed, checkpoint path) of every finished run of ``architecture``, by seed."""
-    found = []
-    for folder in sorted(runs.glob(f"{architecture}_s*")):
-        weights = folder / f"{architecture}.safetensors"
-        if weights.is_file():
-            found.append((int(folder.name.rsplit("_s", 1)[1]), weights))
-    return sorted(found)
+def shipped_tag(name: str, seed: int) -> str:
+    """``sb_lab_resnet14.samediff`` for seed 0, ``sb_lab_resnet14.samediff-s1`` for seed 1."""
+    return name if seed == 0 else f"{name}-s{seed}"
 
 
-def ship(runs: Path, assets: Path, name: str) -> str | None:
-    """Ship seed 0 of ``name`` (``arch.tag``) with every finished seed's summary; returns its sha256."""
-    architecture, tag = name.split(".")
-    runs_done = finished_runs(runs, architecture)
-    if not runs_done or runs_done[0][0] != 0:
-        print(f"{name}: seed 0 has not finished; nothing shipped")
-        return None
-    source_weights, source_meta = checkpoint_paths(runs_done[0][1])
-    target = assets / f"{architecture}_{tag}"
-    document = json.loads(source_meta.read_text())
-    document["metrics"]["seed_runs"] = [seed_run(read_metadata(path)[0].metrics, seed) for seed, path in runs_done]
-    shutil.copyfile(source_weights, target.with_suffix(".safetensors"))
-    target.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n")
-    shutil.copyfile(source_weights.parent / "log.jsonl", target.with_name(target.name + ".log.jsonl"))
-    seeds = ", ".join(str(seed) for seed, _ in runs_done)
-    print(f"{name}: shipped seed 0 (seeds with results: {seeds})")
-    return file_sha256(target.with_suffix(".safetensors"))
+def asset_stem(assets: Path, tag: str) -> Path:
+    """assets/checkpoints/ARCH_TAG (without suffix), as ``sbcore.models.pretrained`` looks it up."""
+    return assets / tag.replace(".", "_")
+
+
+def ship(runs: Path, assets: Path, name: str) -> dict[str, str]:
+    """Ship every finished seed of ``name`` (``arch.tag``); returns {shipped tag: sha256}."""
+    architecture = name.split(".")[0]
+    documents: dict[int, dict] = {}
+    for seed in SEEDS:
+        run = runs / f"{architecture}_s{seed}" / f"{architecture}.safetensors"
+        target = asset_stem(assets, shipped_tag(name, seed))
+        if run.is_file():
+            weights, meta = checkpoint_paths(run)
+            shutil.copyfile(weights, target.with_suffix(".safetensors"))
+            shutil.copyfile(weights.parent / "log.jsonl", target.with_name(target.name + ".log.jsonl"))
+            documents[seed] = json.loads(meta.read_text())
+        elif target.with_suffix(".json").is_file():
+            documents[seed] = json.loads(target.with_suffix(".json").read_text())
+    runs_summary = [seed_run(document["metrics"], seed) for seed, document in sorted(documents.items())]
+    hashes = {}
+    for seed, document in documents.items():
+        tag, target = shipped_tag(name, seed), asset_stem(assets, shipped_tag(name, seed))
+        document["metrics"]["seed_runs"] = runs_summary
+        target.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n")
+        hashes[tag] = file_sha256(target.with_suffix(".safetensors"))
+    print(f"{name}: shipped seeds {', '.join(map(str, sorted(documents)))}")
+    return hashes
 
 
 def main() -> None:
@@ -52,10 +61,9 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "lab", help="folder of the training runs")
     parser.add_argument("--assets", type=Path, default=REPO / "assets" / "checkpoints", help="shipped checkpoints")
     args = parser.parse_args()
-    hashes = {name: ship(args.runs, args.assets, name) for name in LAB_WEIGHTS}
-    for name, digest in hashes.items():
-        if digest:
-            print(f'    "{name}": "{digest}",')
+    for name in LAB_WEIGHTS:
+        for tag, digest in ship(args.runs, args.assets, name).items():
+            print(f'    "{tag}": "{digest}",')
 
 
 if __name__ == "__main__":

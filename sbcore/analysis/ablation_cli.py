@@ -97,9 +97,6 @@ def _write_csv(path: Path, results: list[AblationResult]) -> None:
 
 
 def _patching(model: torch.nn.Module, spec: DatasetSpec, settings, args: argparse.Namespace) -> list[PatchingScore]:
-    if not isinstance(spec.test, SameDifferentCanvases):
-        raise SBCoreError("--patch needs the same-different lab task (counterfactual canvas pairs); "
-                          "this model was trained on another dataset.")
     task = spec.test.task
     low, high = args.patch_distance
     indices = [i for i in range(len(spec.test))
@@ -115,6 +112,9 @@ def _run_ablate(args: argparse.Namespace) -> None:
     model, out = load_model(args.model, args.device), Path(args.out)
     settings = chosen_settings(model, args)  # checks the names before any data is read
     name, spec = model_test_data(model, args.data)
+    if args.patch and not isinstance(spec.test, SameDifferentCanvases):
+        raise SBCoreError(f"--patch needs the same-different lab task (counterfactual canvas pairs); {args.model} "
+                          f"was trained on {name}.")
     test = limited_test_split(spec, args.limit)
     groups = sample_groups(test)
     if groups is None:  # per class

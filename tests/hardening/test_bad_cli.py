@@ -12,6 +12,7 @@ from hardening_harness import MEMORY_LIMIT_KB, SHIRT, run_group, run_sbcore
 from bad_inputs import BAD_CHECKPOINTS, encode, huge_input_checkpoint, strip_png, tiny_checkpoint, write_bad_checkpoint
 
 M = "sb_resnet38.fmnist"
+LAB = "sb_lab_resnet14.samediff"
 OUT = ["--out", "{tmp}/out"]
 
 # (argv with {placeholders}, words the one stderr line contains)
@@ -95,6 +96,23 @@ CASES: list[tuple[list[str], str]] = [
     (["bench", M, *OUT, "--dtype", "fp8"], "argument --dtype: invalid choice: 'fp8'"),
     (["bench", M, *OUT, "--batch-sizes", "4096", "--input-size", "1024"], "with batch 4096 would hold a"),
     (["bench", M, "--out", "/proc/x"], "argument --out: cannot write to /proc/x"),
+    # ablate
+    (["ablate", LAB, *OUT, "--blocks", "layer9.0"], "there is no block 'layer9.0'. Its global-context components are layer1.0"),
+    (["ablate", LAB, *OUT, "--blocks", "layer1.0.non_local"], "block layer1.0 has spatial bias but no non-local block"),
+    (["ablate", "nl_lab_resnet14.samediff", *OUT, "--blocks", "layer2.0"],
+     "block layer2.0 has no spatial-bias branch; its non-local block is layer2.0.non_local"),
+    (["ablate", "lab_resnet14.samediff", *OUT], "has no spatial-bias or non-local blocks: there is no global context"),
+    (["ablate", "lab_resnet14.samediff", *OUT, "--mode", "zero", "--blocks", "layer1.0"], "no global context to switch off"),
+    (["ablate", "nl_lab_resnet14.samediff", *OUT, "--stages", "1"], "has no global context in stage 1"),
+    (["ablate", LAB, *OUT, "--mode", "half"], "argument --mode: invalid choice: 'half'"),
+    (["ablate", LAB, *OUT, "--mode", "patch"], "argument --mode: invalid choice: 'patch'"),
+    (["ablate", LAB, *OUT, "--limit", "0"], "argument --limit: must be an integer from 10 to 100,000, got '0'"),
+    (["ablate", LAB, *OUT, "--blocks", "layer1.0", "--stages", "1"], "argument --stages: not allowed with argument --blocks"),
+    (["ablate", LAB, *OUT, "--patch-distance", "108-94"], "argument --patch-distance: expected LOW-HIGH with 0 <= LOW <= HIGH"),
+    (["ablate", LAB, *OUT, "--patch-distance", "far"], "argument --patch-distance: expected a distance range such as 94-108"),
+    (["ablate", "sb_resnet38", *OUT], "sb_resnet38 records no training dataset"),
+    (["ablate", M, *OUT, "--patch", "--blocks", "layer1.0", "--limit", "10"], "--patch needs the same-different lab task"),
+    (["ablate", LAB, "--out", "/proc/x"], "argument --out: cannot write to /proc/x"),
     # train
     (["train", "--epochs", "-1"], "argument --epochs: must be an integer from 1 to 10,000, got '-1'"),
     (["train", "--epochs", "0"], "argument --epochs: must be an integer from 1 to 10,000, got '0'"),
