@@ -8,6 +8,7 @@ Receptive fields, computed with a progress bar, are kept in a store of their own
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -261,3 +262,17 @@ def same_probability_under(_model: nn.Module, model_key: str, canvas: np.ndarray
     means = intervention_means(_model, model_key) if mode == "mean" else None
     with intervened(_model, targets, mode, means=means):
         return float(probe.same_probability(_model, torch.as_tensor(canvas)[None])[0])
+
+
+@st.cache_data(show_spinner="Running the model with global context switched off…", max_entries=64)
+def under_intervention(_model: nn.Module, model_key: str, data: bytes, invert: bool, targets: tuple[str, ...],
+                       mode: str) -> tuple[list[analysis.Prediction], dict[str, np.ndarray]]:
+    """(top-5, every SB block's maps as the block used them) with ``targets`` switched off by ``mode`` (mean or
+    zero); with no targets, the intact model's."""
+    from sbcore.analysis.interventions import intervened
+    from sbcore.analysis.maps import maps_as_used
+
+    x = model_input(_model, data, invert)
+    means = intervention_means(_model, model_key) if mode == "mean" and targets else None
+    with intervened(_model, targets, mode, means=means) if targets else nullcontext():
+        return analysis.predict(_model, x, top_k=5), maps_as_used(_model, x)

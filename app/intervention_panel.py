@@ -49,8 +49,9 @@ def controls(names: list[str]) -> tuple[str, tuple[str, ...], str]:
     name = left.selectbox("Model", models, key=MODEL_KEY)
     labels = component_labels(name)
     kept = [c for c in st.session_state.get(BLOCKS_KEY, []) if c in labels]
-    st.session_state[BLOCKS_KEY] = kept or [next(iter(labels))]
+    st.session_state[BLOCKS_KEY] = kept
     chosen = middle.multiselect("Switch off", list(labels), format_func=labels.get, key=BLOCKS_KEY,
+                                placeholder="choose blocks",
                                 help="SB: a block's spatial-bias maps; NL: a non-local block's added term.")
     st.session_state.setdefault(MODE_KEY, "mean")
     mode = right.radio("Replace by", APP_MODES, key=MODE_KEY, horizontal=True,

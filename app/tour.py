@@ -36,6 +36,11 @@ STOPS = [
          {"models": "resnet38.fmnist,sb_resnet38.fmnist", "stage": "layer1", "source": "samples"},
          "Press Compute: at layer1 the plain network cannot see past its 11-pixel receptive field; spatial "
          "bias puts part of its gradient outside it."),
+    Stop("global_context", "Switch global context off",
+         {"ablate_model": "sb_lab_resnet14.samediff", "ablate": "layer3.0", "ablate_mode": "mean"},
+         "Two items far apart on a large canvas: the plain network is at chance beyond its reach, spatial bias is "
+         "not. Press Switch off and measure: replacing one block's spatial-bias maps by their average costs the "
+         "SB model much of its accuracy at every distance. Then Rank every block."),
     Stop("models", "What each model costs and scores", {"model": "sb_resnet38.fmnist"},
          "The summary on top; accuracy, recipe and card in the tabs."),
 ]
@@ -56,7 +61,7 @@ def stop_link(index: int, label: str | None = None) -> None:
 def banner() -> None:
     """On a page opened from the tour (``?tour=N``): what to look at, and a link to the next stop."""
     number = st.query_params.get("tour")
-    if number is None or not number.isdigit() or not 1 <= int(number) <= len(STOPS):
+    if number is None or not (number.isascii() and number.isdigit()) or not 1 <= int(number) <= len(STOPS):
         return
     index = int(number) - 1
     with st.container(border=True):

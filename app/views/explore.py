@@ -10,6 +10,7 @@ from torch import nn
 
 from app import compute, inputs, links, look, plots, state, tour, widgets
 from sbcore import analysis
+from sbcore.analysis.interventions import components
 from sbcore.images import model_view
 
 PARAMS = [
@@ -17,6 +18,9 @@ PARAMS = [
     links.Param("source", "explore_source", lambda: ["sample", "upload"]),
     links.Param("sample", "explore_sample", inputs.sample_files),
     links.Param("block", "explore_block", lambda: analysis.spatial_bias_blocks(state.get_model(st.session_state["explore_model"]))),
+    links.Param("ablate", "explore_ablate", lambda: [c.name for c in components(state.get_model(st.session_state["explore_model"]))],
+                many=True),
+    links.Param("ablate_mode", "explore_ablate_mode", lambda: ["mean", "zero"]),
 ]
 
 
@@ -77,6 +81,54 @@ def prediction_row(name: str, model: nn.Module, picked: inputs.ImageInput, image
         )
         plots.show_chart(plots.predictions_figure(frame), "explore_top5", f"{name}_top5", frame)
     return view, invert, result
+
+
+def switched_off(name: str, model: nn.Module, picked: inputs.ImageInput, invert: bool,
+                 intact: analysis.MapsResult) -> None:
+    """Choose SB / NL components to switch off; shows the top-5 and every block's first map, intact beside
+    switched off."""
+    found = {c.name: c.label for c in components(model)}
+    st.header("Switch global context off")
+    kept = [c for c in st.session_state.get("explore_ablate", []) if c in found]
+    st.session_state["explore_ablate"] = kept
+    trained = bool(model.metadata.training.get("dataset"))
+    modes = ["mean", "zero"] if trained else ["zero"]
+    if st.session_state.get("explore_ablate_mode") not in modes:
+        st.session_state["explore_ablate_mode"] = modes[0]
+    left, right = st.columns([3, 2])
+    chosen = left.multiselect("Switch off", list(found), format_func=found.get, key="explore_ablate",
+                              help="SB: a block's spatial-bias maps; NL: a non-local block's added term. The model's "
+                                   "weights stay as they are.")
+    mode = right.radio("Replace by", modes, key="explore_ablate_mode", horizontal=True,
+                       help="mean: the average over 512 training images (what the next layers expect, without what "
+                            "depends on this image); zero: zeros." + ("" if trained else
+                            " This model records no training set, so only zero is offered."))
+    if not chosen:
+        st.caption("Pick blocks to see the prediction and the maps without them, beside the intact ones.")
+        return
+    key = state.model_key(name)
+    predictions, ablated_maps = compute.under_intervention(model, key, picked.data, invert, tuple(chosen), mode)
+    _, intact_maps = compute.under_intervention(model, key, picked.data, invert, (), mode)
+    probabilities = {p.label: p.probability for p in predictions}
+    frame = pd.DataFrame({"class": [p.label for p in intact.predictions],
+                          "intact": [p.probability for p in intact.predictions],
+                          "switched off": [probabilities.get(p.label, 0.0) for p in intact.predictions]})
+    top = predictions[0]
+    st.markdown(f"With {', '.join(found[c] for c in chosen)} switched off ({mode}): predicted **{top.label}** "
+                f"({top.probability:.1%}); intact: **{intact.predictions[0].label}** "
+                f"({intact.predictions[0].probability:.1%}).")
+    st.dataframe(frame, hide_index=True, column_config={
+        column: st.column_config.ProgressColumn(column, min_value=0.0, max_value=1.0, format="%.3f")
+        for column in ("intact", "switched off")})
+    blocks = list(intact_maps)
+    if blocks:
+        pairs = [m for block in blocks for m in (intact_maps[block][0], ablated_maps[block][0])]
+        titles = [f"{block} {kind}" for block in blocks for kind in ("intact", "switched off")]
+        plots.show_chart(plots.heatmap_grid(pairs, titles, cmap=st.session_state.get("explore_cmap", "inferno"),
+                                            columns=2, height_per_row=200),
+                         "explore_ablated_maps", f"{name}_maps_switched_off", plots.map_frame(pairs[1]))
+        st.caption("Map 1 of every spatial-bias block as the block used it: the replacement where it is switched "
+                   "off, and maps recomputed from the changed features in the blocks after it.")
 
 
 def spatial_bias_maps(name: str, blocks: list[str], view: np.ndarray, result: analysis.MapsResult) -> tuple[str, str]:
@@ -191,10 +243,13 @@ model = state.get_model(name)
 _, height, width = model.metadata.preprocessing.input_size
 row_key, col_key, query = query_point(height, width)
 view, invert, result = prediction_row(name, model, picked, image, query)
+if components(model):
+    switched_off(name, model, picked, invert, result)
+    links.push(PARAMS[4:])
 blocks = analysis.spatial_bias_blocks(model)
 if blocks:
     block, cmap = spatial_bias_maps(name, blocks, view, result)
-    links.push(PARAMS[3:])
+    links.push(PARAMS[3:4])
     branch_steps(name, model, picked, invert, block, cmap)
 else:
     st.info(f"{name} has no spatial-bias branches. Pick an sb_ or sbnl_ model to see them.")

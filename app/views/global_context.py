@@ -44,6 +44,7 @@ def header() -> None:
         "consequence of the argument. Spatial bias (grid pooling over the whole map in every block) and non-local attention let units "
         "see both items, so they can answer at any distance."
     )
+    tour.banner()
 
 
 def meaning(curve: results.DistanceAccuracy) -> str:

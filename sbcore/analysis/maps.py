@@ -82,6 +82,20 @@ def spatial_bias_maps(
     )
 
 
+@torch.no_grad()
+def maps_as_used(model: nn.Module, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """Every spatial-bias block's maps as the block concatenated them, resized to the input: (N, H, W) per block.
+
+    Unlike ``spatial_bias_maps`` (the branch's raw R x R maps, upsampled), these follow an active intervention
+    (``sbcore.analysis.interventions``): a switched-off block shows its replacement.
+    """
+    check_single_image(x)
+    with eval_mode(model):
+        used = model.forward_intermediates(x).spatial_bias_upsampled
+    size = tuple(x.shape[-2:])
+    return {name: _numpy(upsample_maps(maps.float(), size)[0]) for name, maps in used.items()}
+
+
 def check_spatial_bias_block(model: nn.Module, block: str) -> None:
     """Raise SBCoreError listing the valid blocks unless ``block`` has a spatial-bias branch."""
     if block not in spatial_bias_blocks(model):

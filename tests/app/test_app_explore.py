@@ -27,6 +27,17 @@ def _bomb_png(side: int = 100_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + body
 
 
+def _values(z) -> "np.ndarray":
+    """A heatmap's z as an array, whether plotly sent it as nested lists or as typed-array bytes."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(z, dict):
+        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"])
+    return np.asarray(z, dtype=float)
+
+
 def _prediction(at) -> str:
     return next(m.value for m in at.markdown if m.value.startswith("Predicted:"))
 
@@ -99,3 +110,34 @@ def test_bad_uploads_show_one_error_and_the_page_recovers(open_page, sample_byte
     at.file_uploader(key="explore_upload").set_value(None).run()
     assert not at.error
     assert _prediction(at)
+
+
+def test_switching_blocks_off_shows_the_prediction_and_maps_beside_the_intact_ones(open_page):
+    import json
+
+    import torch
+
+    from sbcore.analysis.interventions import intervened
+    from sbcore.images import load_image, preprocess
+
+    link = {"model": "sb_resnet38.fmnist", "source": "sample", "sample": "fmnist_0000_ankle_boot.png",
+            "ablate": "layer1.0,layer3.3", "ablate_mode": "zero"}
+    at = open_page("explore", query=link)
+    assert not at.exception, at.exception
+    assert at.multiselect(key="explore_ablate").value == ["layer1.0", "layer3.3"]  # the link restored it
+    assert at.radio(key="explore_ablate_mode").value == "zero"
+    table = next(d.value for d in at.dataframe if "switched off" in d.value.columns)
+    model = sbcore.create_model("sb_resnet38.fmnist", pretrained=True).eval()
+    x = preprocess(load_image(str(__import__("pathlib").Path(__file__).parents[2] / "assets" / "samples" /
+                                  "fmnist_0000_ankle_boot.png")), model.metadata.preprocessing, False)
+    with torch.no_grad(), intervened(model, ["layer1.0", "layer3.3"], "zero"):
+        expected = model(x).softmax(1)[0]
+    names = list(model.metadata.class_names)
+    for label, value in zip(table["class"], table["switched off"]):
+        assert abs(value - float(expected[names.index(label)])) < 1e-4
+    grid = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "layer1.0 switched off" in c.proto.spec)
+    intact_map, switched_map = (_values(t["z"]) for t in grid["data"][:2])
+    assert abs(switched_map).max() == 0 < abs(intact_map).max()  # the zeroed maps, beside the intact ones
+
+    at.multiselect(key="explore_ablate").set_value([]).run()
+    assert not at.exception and not any("switched off" in d.value.columns for d in at.dataframe)

@@ -197,3 +197,17 @@ def test_ranking_every_block_shows_ablation_and_patching_per_component(open_page
                                            "NL layer3.1", "all"]
     assert table["far change (points)"].min() < -5  # some component matters far away
     assert table["carries the relation (patching)"].between(-1, 2).all()
+
+
+def test_the_tour_stops_here_with_an_intervention_ready_and_a_bad_tour_number_is_ignored(open_page):
+    from app import tour
+
+    index = next(i for i, stop in enumerate(tour.STOPS) if stop.page == "global_context")
+    at = open_page("global_context", query={**tour.STOPS[index].params, "tour": str(index + 1)})
+    assert not at.exception, at.exception
+    assert any(m.value.startswith(f"**Tour, stop {index + 1} of {len(tour.STOPS)}: Switch global context off")
+               for m in at.markdown)
+    assert at.session_state["gc_iv_blocks"] == ["layer3.0"]
+    at = open_page("global_context", query={"tour": "²"})
+    assert not at.exception, at.exception
+    assert not any(m.value.startswith("**Tour, stop") for m in at.markdown)
