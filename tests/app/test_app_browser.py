@@ -88,3 +88,40 @@ def test_prepared_link_and_every_deep_link_work_on_a_fresh_server_started_elsewh
         assert "model=nl_resnet38.fmnist" in page.url and "sample=fmnist_0018_bag.png" in page.url
         browser.close()
     assert "Traceback" not in log.read_text()
+
+
+def test_switching_a_block_off_in_the_browser_changes_the_accuracy_and_the_link_restores_it(tmp_path):
+    import re
+
+    log = tmp_path / "server.log"
+    with start_server(log) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/global_context?ablate_model=sb_lab_resnet14.samediff&ablate_mode=zero", timeout=300_000)
+        page.get_by_role("heading", name="Switch global context off").wait_for(timeout=300_000)
+        wait_idle(page)
+        page.locator('[data-testid="stMultiSelect"]').filter(has_text="Switch off").first.click()
+        page.get_by_role("option", name="SB layer1.0").click()
+        page.keyboard.press("Escape")
+        wait_idle(page)
+        page.get_by_role("button", name="Switch off and measure").click()
+        sentence = page.get_by_text("Switching off SB layer1.0 (zero ablation)")
+        sentence.wait_for(timeout=300_000)
+        text = sentence.inner_text()
+        link = page.url
+        page.screenshot(path=tmp_path / "intervention.png", full_page=True)
+
+        restored = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        restored.goto(link, timeout=300_000)
+        restored.get_by_role("heading", name="Switch global context off").wait_for(timeout=300_000)
+        wait_idle(restored)
+        chosen = restored.locator('[data-testid="stMultiSelect"]').filter(has_text="Switch off").first.inner_text()
+        browser.close()
+
+    far = re.search(r"at 94-108 px from ([\d.]+)% to ([\d.]+)%", text)
+    assert far, text
+    intact, ablated = map(float, far.groups())
+    assert intact > 90 > 70 > ablated  # zero maps at layer1.0 break the SB model's comparison
+    assert "ablate=layer1.0" in link and "ablate_mode=zero" in link
+    assert "SB layer1.0" in chosen
+    assert "Traceback" not in log.read_text()
