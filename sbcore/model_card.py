@@ -42,6 +42,8 @@ def model_card_markdown(model: nn.Module) -> str:
         lines.append("")
     if test and test.get("groups"):
         lines += _distance_section(model)
+    if meta.metrics.get("interventions"):
+        lines += _intervention_section(meta.metrics["interventions"])
     if meta.training:
         recipe = meta.training
         lines += ["## Training", ""]
@@ -74,6 +76,33 @@ def _distance_section(model: nn.Module) -> list[str]:
         rows.append(["all", f"{result.overall:.1f}%", "", str(sum(result.samples)),
                      f"{result.overall_seed_mean:.1f} ± {result.overall_seed_std:.1f}%"])
     return lines + _table(header, rows) + [""]
+
+
+def _intervention_section(interventions: list[dict]) -> list[str]:
+    """Accuracy change when each component is switched off, per seed, with paired intervals and patching scores."""
+    seeds = sorted({i["seed"] for i in interventions})
+    labels = list(dict.fromkeys(i["label"] for i in interventions))
+    by_key = {(i["label"], i["seed"]): i for i in interventions}
+    first = interventions[0]
+    lines = ["## Switching global context off", "",
+             f"Accuracy change (points, ablated minus intact, Newcombe paired 95% interval) with each component's "
+             f"contribution replaced by its {first['mode']} over 512 training canvases, on {first['samples']} test "
+             "canvases (all bins, then the far bin beyond a plain network's reach), and the share of the same/different "
+             "effect each carries when patched between far counterfactual pairs (bootstrap 95% interval). "
+             "`benchmarks/lab_interventions.py` measures it; `sbcore ablate` reproduces any row.", ""]
+    header = ["switched off", *[f"seed {s}" for s in seeds]]
+
+    def cell(entry: dict | None) -> str:
+        if entry is None:
+            return "-"
+        text = (f"all {entry['change']:+.1f} [{entry['change_ci95'][0]:+.1f}, {entry['change_ci95'][1]:+.1f}]; "
+                f"far {entry['far_change']:+.1f} [{entry['far_change_ci95'][0]:+.1f}, {entry['far_change_ci95'][1]:+.1f}]")
+        if entry.get("patching") is not None:
+            low, high = entry["patching_ci95"]
+            text += f"; carries {entry['patching']:.2f} [{low:.2f}, {high:.2f}]"
+        return text
+
+    return lines + _table(header, [[label, *[cell(by_key.get((label, s))) for s in seeds]] for label in labels]) + [""]
 
 
 def _placement(model: nn.Module) -> str:

@@ -171,6 +171,13 @@ SEED_RUN = mapping(  # sbcore.lab.results.seed_run: another seed's test results,
     {"seed": integer(0, 2**63), "top1": PERCENT, "groups": array(PERCENT, 0, 1_000)},
     required=("seed", "top1", "groups"),
 )
+CHANGE = number(-100, 100)  # percentage points
+INTERVENTION = mapping(  # benchmarks/lab_interventions.py via tools/ship_lab.py: one component switched off, one seed
+    {"seed": integer(0, 2**63), "label": string(100), "mode": string(choices=("mean", "zero", "resample")),
+     "samples": integer(1, 10**9), "change": CHANGE, "change_ci95": array(CHANGE, 2, 2), "far_change": CHANGE,
+     "far_change_ci95": array(CHANGE, 2, 2), "patching": number(-100, 100), "patching_ci95": array(number(-100, 100), 2, 2)},
+    required=("seed", "label", "mode", "samples", "change", "change_ci95", "far_change", "far_change_ci95"),
+)
 TEST_METRICS = mapping(
     {
         "top1": PERCENT,
@@ -188,6 +195,7 @@ METRICS = mapping({
     "test_split": optional(string()),
     "test_limit": optional(integer(1, 10**9)),
     "seed_runs": array(SEED_RUN, 0, 100),
+    "interventions": array(INTERVENTION, 0, 1_000),
 })
 DOCUMENT = mapping(
     {
