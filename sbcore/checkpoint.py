@@ -18,6 +18,7 @@ from torch import nn
 from sbcore.errors import CheckpointError, SBCoreError
 from sbcore.models.build import build_model
 from sbcore.models.metadata import ModelMetadata
+from sbcore.output_files import replacing, write_text
 from sbcore.schema import FORMAT, load_document
 
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -49,9 +50,10 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: ModelMetadata 
     weights_path, meta_path = checkpoint_paths(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(weights_path))
+    with replacing(weights_path) as temporary:  # a failed write leaves no half-written checkpoint
+        save_file(state, str(temporary))
     document = {"format": FORMAT, **metadata.to_dict(), "weights_sha256": file_sha256(weights_path)}
-    meta_path.write_text(json.dumps(document, indent=2) + "\n")
+    write_text(meta_path, json.dumps(document, indent=2) + "\n")
     return weights_path
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Callable, NoReturn
@@ -82,6 +83,21 @@ def device(text: str) -> str:
     return text
 
 
+NAME_MAX, PATH_MAX = 255, 4096  # bytes, as Linux file systems allow
+
+
+def _check_lengths(path: Path, text: str) -> None:
+    """Refuse a path the file system would refuse for its length, naming the limit (not echoing the whole path)."""
+    shown = text if len(text) <= 80 else f"{text[:40]}…{text[-20:]}"
+    if len(os.fsencode(text)) > PATH_MAX:
+        raise argparse.ArgumentTypeError(f"{shown} is {len(text):,} characters long; paths are limited to {PATH_MAX:,} bytes")
+    for part in path.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise argparse.ArgumentTypeError(
+                f"a name in {shown} is {len(part):,} characters long; each file or folder name is limited to "
+                f"{NAME_MAX} bytes")
+
+
 def _probe_folder(folder: Path, text: str) -> None:
     """Create ``folder`` as the command would and write a scratch file in it, so an unwritable place fails now."""
     try:
@@ -95,6 +111,7 @@ def _probe_folder(folder: Path, text: str) -> None:
 def output_folder(text: str) -> str:
     """An argparse type: a folder that exists or can be created (it is created), and can be written to."""
     folder = Path(text)
+    _check_lengths(folder, text)
     if folder.exists() and not folder.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
     _probe_folder(folder, text)
@@ -104,6 +121,7 @@ def output_folder(text: str) -> str:
 def output_file(text: str) -> str:
     """An argparse type: a file path whose folder exists or can be created, and can be written to."""
     path = Path(text)
+    _check_lengths(path, text)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; name a file")
     _probe_folder(path.parent, text)

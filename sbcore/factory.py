@@ -26,6 +26,9 @@ def create_model(name: str, pretrained: bool | str = False, **kwargs: Any) -> nn
         The model in eval mode when pretrained, with ``model.metadata`` (a ModelMetadata).
     """
     architecture, _, tag = name.partition(".")
+    if not architecture:  # "../x", ".fmnist": no architecture before the dot
+        raise UnknownModelError(f"Unknown model {name!r}: expected an architecture such as sb_resnet38, optionally "
+                                "with .TAG for shipped weights. See sbcore.list_models().")
     if pretrained is True or (tag and pretrained is not False):
         return _load_shipped(name if tag else _only_tag(architecture))
     if tag:

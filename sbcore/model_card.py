@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from torch import nn
 
@@ -10,6 +9,7 @@ from sbcore.cli_types import output_file
 from sbcore.cost import cost_report
 from sbcore.factory import resolve_model
 from sbcore.lab.results import distance_accuracy, reach
+from sbcore.output_files import write_text
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -122,7 +122,7 @@ def _placement(model: nn.Module) -> str:
 def _run_card(args: argparse.Namespace) -> None:
     text = model_card_markdown(resolve_model(args.model))
     if args.out:
-        Path(args.out).write_text(text)
+        write_text(args.out, text)
     else:
         print(text)
 

@@ -12,10 +12,12 @@ import argparse
 import json
 import math
 import os
+import pickle
 import platform
 import random
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -32,9 +34,11 @@ from sbcore.checkpoint import save_checkpoint
 from sbcore.cli_types import MAX_BATCH, MAX_WORKERS, OneLineParser, integer, output_folder, positive_int, real, seed
 from sbcore.console import run_command
 from sbcore.data import DATASETS, DatasetSpec, limited_test_split, load_dataset, sample_groups
+from sbcore.errors import SBCoreError
 from sbcore.evaluate import evaluate, evaluation_loader
 from sbcore.factory import create_model
 from sbcore.models.metadata import ModelMetadata
+from sbcore.output_files import replacing
 from sbcore.schema import MAX_SIDE
 
 
@@ -91,6 +95,9 @@ def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 def _split(spec: DatasetSpec, val_size: int, seed: int, limit: int | None) -> tuple[Subset, Subset]:
     """Hold out ``val_size`` training images (same seed -> same split), then optionally limit both."""
+    if val_size >= len(spec.train):
+        raise SBCoreError(f"--val-size {val_size:,} holds out every one of the {len(spec.train):,} training images; "
+                          "leave some to train on.")
     order = torch.randperm(len(spec.train), generator=torch.Generator().manual_seed(seed)).tolist()
     val_idx, train_idx = order[:val_size], order[val_size:]
     if limit:
@@ -167,6 +174,11 @@ def _prepare_data(config: TrainConfig, process: _Process) -> _Data:
         train_set, config.batch_size, shuffle=sampler is None, sampler=sampler, num_workers=config.workers,
         drop_last=True, generator=shuffle_generator, persistent_workers=config.workers > 0,
     )
+    if len(loader) == 0:
+        raise SBCoreError(
+            f"The training split holds {len(train_set):,} images, fewer than one batch of {config.batch_size} per "
+            f"process; lower --batch-size or raise --limit-train."
+        )
     test_set = limited_test_split(spec, config.limit_test)
     return _Data(spec, train_set, val_set, test_set, loader, sampler, shuffle_generator)
 
@@ -207,22 +219,44 @@ def _prepare_optimization(
 
 
 def _save_state(path: Path, model: nn.Module, opt: _Optimization, data: _Data, epoch: int, elapsed: float) -> None:
-    """Everything a resumed run needs to continue as if never interrupted."""
-    torch.save(
-        {"model": _unwrap(model).state_dict(), "optimizer": opt.optimizer.state_dict(), "epoch": epoch,
-         "elapsed": elapsed, "rng": torch.get_rng_state(), "shuffle_rng": data.shuffle_generator.get_state()},
-        path,
-    )
+    """Everything a resumed run needs to continue as if never interrupted; an interrupted write keeps the last state."""
+    with replacing(path) as temporary:
+        torch.save(
+            {"model": _unwrap(model).state_dict(), "optimizer": opt.optimizer.state_dict(), "epoch": epoch,
+             "elapsed": elapsed, "rng": torch.get_rng_state(), "shuffle_rng": data.shuffle_generator.get_state()},
+            temporary,
+        )
 
 
 def _load_state(path: Path, model: nn.Module, opt: _Optimization, data: _Data, device: torch.device) -> tuple[int, float]:
-    """Restore a saved state; returns (epochs done, training seconds so far)."""
-    state = torch.load(path, map_location=device, weights_only=True)
-    model.load_state_dict(state["model"])
-    opt.optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng"])
-    data.shuffle_generator.set_state(state["shuffle_rng"])
-    return int(state["epoch"]), float(state["elapsed"])
+    """Restore a saved state; returns (epochs done, training seconds so far). A file that is not this run's saved
+    state (corrupt, another model's, or a pickle that needs more than tensors and plain values) is refused in one
+    sentence."""
+    def refuse(reason: str) -> SBCoreError:
+        return SBCoreError(f"{path} cannot be resumed: {reason}. Delete it to start this run afresh.")
+
+    try:
+        with warnings.catch_warnings():  # torch warns about the globals it refuses; the message below says it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError):
+        raise refuse("it is not a state this trainer saved (corrupt, or holding objects other than tensors and "
+                     "plain values, which are never unpickled)") from None
+    try:
+        model.load_state_dict(state["model"])
+        opt.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        data.shuffle_generator.set_state(state["shuffle_rng"])
+        return int(state["epoch"]), float(state["elapsed"])
+    except (KeyError, TypeError, IndexError) as error:
+        raise refuse(f"it lacks {error} or holds it in another form") from None
+    except (RuntimeError, ValueError):
+        raise refuse(f"it was saved for another model or optimizer than this run's {_architecture(model)}") from None
+
+
+def _architecture(model: nn.Module) -> str:
+    """The architecture name of a (possibly DDP-wrapped) model, for messages."""
+    return _unwrap(model).metadata.architecture
 
 
 def _train_one_epoch(

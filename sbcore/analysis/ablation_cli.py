@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -15,7 +14,10 @@ from tqdm import tqdm
 from sbcore.analysis.ablation import (
     AblationReport, AblationResult, evaluate_ablations, model_test_data, training_reference_means,
 )
-from sbcore.analysis.cli import MODEL_HELP, TERMINAL_ONLY, _add_output_options, _tqdm_progress, load_model
+from sbcore.analysis import figures
+from sbcore.analysis.cli import (
+    MODEL_HELP, TERMINAL_ONLY, _add_output_options, _tqdm_progress, load_model, write_csv_rows,
+)
 from sbcore.analysis.interventions import (
     INTERVENTION_MODES, REFERENCE_SIZE, Component, ablation_settings, resolve_components, stage_components,
 )
@@ -24,6 +26,7 @@ from sbcore.data import DatasetSpec, limited_test_split, sample_groups
 from sbcore.errors import SBCoreError
 from sbcore.lab.patching import PatchingScore, counterfactual_pairs, patching_scores
 from sbcore.lab.same_different import SameDifferentCanvases
+from sbcore.output_files import write_text
 
 BATCH_SIZE = 100  # test images per forward pass
 CLI_MODES = ("mean", "zero", "resample")  # patch needs pairs of inputs: --patch
@@ -86,14 +89,9 @@ def format_patching_table(scores: list[PatchingScore]) -> str:
 
 
 def _write_csv(path: Path, results: list[AblationResult]) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["intervention", "mode", "group", "samples", "intact", "ablated", "change",
-                         "change_low", "change_high"])
-        for result in results:
-            for g in [*result.groups, result.overall]:
-                writer.writerow([result.label, result.mode, g.name, g.samples, g.intact, g.ablated, g.change,
-                                 *g.change_ci95])
+    header = ["intervention", "mode", "group", "samples", "intact", "ablated", "change", "change_low", "change_high"]
+    write_csv_rows(path, header, [[result.label, result.mode, g.name, g.samples, g.intact, g.ablated, g.change,
+                                   *g.change_ci95] for result in results for g in [*result.groups, result.overall]])
 
 
 def _patching(model: torch.nn.Module, spec: DatasetSpec, settings, args: argparse.Namespace) -> list[PatchingScore]:
@@ -140,9 +138,9 @@ def _run_ablate(args: argparse.Namespace) -> None:
         print(f"\npatching on {scores[0].pairs} counterfactual pairs at {args.patch_distance[0]}-"
               f"{args.patch_distance[1]} px (share of the same/different effect each setting carries)")
         print(format_patching_table(scores))
-    (out / "ablation.json").write_text(json.dumps(document, indent=2) + "\n")
+    write_text(out / "ablation.json", json.dumps(document, indent=2) + "\n")
     _write_csv(out / "ablation.csv", results)
-    ablation_figure(report).savefig(out / "ablation.png", dpi=110)
+    figures.save(ablation_figure(report), out / "ablation.png")
     print(f"wrote {out}/ablation.json, .csv, .png")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +27,7 @@ from sbcore.budget import check_memory
 from sbcore.cli_types import MAX_BATCH, device, integer, output_folder, real, seed
 from sbcore.errors import SBCoreError
 from sbcore.images import load_image, model_view, preprocess
+from sbcore.output_files import write_text
 from sbcore.factory import resolve_model
 from sbcore.schema import MAX_CLASSES, MAX_SIDE
 
@@ -48,8 +50,23 @@ def _model_key(spec: str) -> str:
 
 
 def _write_json(path: Path, data: object) -> Path:
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
+    return write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_csv_rows(path: Path, header: list[str], rows) -> Path:
+    """A CSV file with ``header`` and ``rows``, written completely or not at all."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return write_text(path, buffer.getvalue())
+
+
+def write_csv_array(path: Path, array: np.ndarray) -> Path:
+    """A 2D array as CSV (6 significant digits), written completely or not at all."""
+    buffer = io.StringIO()
+    np.savetxt(buffer, array, delimiter=",", fmt="%.6g")
+    return write_text(path, buffer.getvalue())
 
 
 def _tqdm_progress(bar: tqdm) -> Callable[[int, int], None]:
@@ -153,7 +170,7 @@ def _run_explain(args: argparse.Namespace) -> None:
             smoothgrad_samples=args.smoothgrad_samples, noise_std=args.noise_std,
         )
         attributions.append(result)
-        np.savetxt(out / f"{stem}_{method}.csv", result.raw, delimiter=",", fmt="%.6g")
+        write_csv_array(out / f"{stem}_{method}.csv", result.raw)
         report["methods"][method] = {
             "target": result.target, "label": class_label(model, result.target), "raw_csv": f"{stem}_{method}.csv",
         }
@@ -228,12 +245,9 @@ def _run_erf(args: argparse.Namespace) -> None:
                                            batch_size=args.batch_size)
     stem = f"erf_{args.stage}"
     figures.save(figures.erf_figure(result), out / f"{stem}.png")
-    np.savetxt(out / f"{stem}_contribution.csv", result.contribution, delimiter=",", fmt="%.6g")
+    write_csv_array(out / f"{stem}_contribution.csv", result.contribution)
     radii, values = radial_profile(result.contribution, tuple(int(round(c)) for c in result.centre))
-    with open(out / f"{stem}_radial.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["radius_px", "mean_contribution"])
-        writer.writerows(zip(radii.tolist(), values.tolist()))
+    write_csv_rows(out / f"{stem}_radial.csv", ["radius_px", "mean_contribution"], zip(radii.tolist(), values.tolist()))
     metrics = {
         "model": args.model, "stage": result.stage, "images": "noise" if args.images == ["noise"] else args.images,
         "num_images": result.num_images, "input_size": list(images.shape[1:]),
@@ -289,10 +303,7 @@ def _run_bench(args: argparse.Namespace) -> None:
             progress=_tqdm_progress(bar), rounds=args.rounds, cpu_time=args.cpu_time,
         )
     records = [asdict(r) for r in rows]
-    with open(out / "throughput.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(records[0]))
-        writer.writeheader()
-        writer.writerows(records)
+    write_csv_rows(out / "throughput.csv", list(records[0]), [list(r.values()) for r in records])
     _write_json(out / "throughput.json", {"input_size": [first[0], size, size], "rows": records})
     figures.save(figures.throughput_figure(rows), out / "throughput.png")
     print(format_throughput_table(rows))

@@ -12,6 +12,7 @@ from sbcore.analysis.attribution import ATTRIBUTION_METHODS, Attribution
 from sbcore.analysis.erf import ERFResult, radial_profile
 from sbcore.analysis.maps import BranchStep, MapsResult
 from sbcore.analysis.throughput import ThroughputRow
+from sbcore.output_files import replacing
 
 PANEL_INCHES = 2.2
 
@@ -29,8 +30,9 @@ def _show_image(ax, view: np.ndarray) -> None:
 
 
 def save(figure: Figure, path: Path) -> Path:
-    """Write a figure as PNG and return its path."""
-    figure.savefig(path, dpi=110)
+    """Write a figure as PNG (completely or not at all) and return its path."""
+    with replacing(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
     return path
 
 

@@ -1,10 +1,12 @@
 """Explore page: default render, widgets, uploads good and bad."""
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import zlib
 
+import numpy as np
 from PIL import Image
 
 import sbcore
@@ -27,12 +29,8 @@ def _bomb_png(side: int = 100_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + body
 
 
-def _values(z) -> "np.ndarray":
+def _values(z) -> np.ndarray:
     """A heatmap's z as an array, whether plotly sent it as nested lists or as typed-array bytes."""
-    import base64
-
-    import numpy as np
-
     if isinstance(z, dict):
         return np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"])
     return np.asarray(z, dtype=float)

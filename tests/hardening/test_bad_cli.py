@@ -3,6 +3,8 @@ and no process grows past 1.5 GB. Most cases share one child process (child.py);
 real ``python -m sbcore`` processes."""
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from PIL import Image
 
@@ -131,6 +133,20 @@ CASES: list[tuple[list[str], str]] = [
     (["train", "--seed", "-3"], "argument --seed: must be an integer from 0 to 4,294,967,295"),
     (["train", "--dataset", "bogus"], "argument --dataset: invalid choice: 'bogus'"),
     (["train", "--output", "/proc/x"], "argument --output: cannot write to /proc/x"),
+    (["train", "--model", "resnet38", "--epochs", "1", "--limit-train", "64", "--val-size", "64", "--output", "{tmp}/t1"],
+     "The training split holds 64 images, fewer than one batch of 128 per process"),
+    (["train", "--model", "resnet38", "--val-size", "100000000", "--output", "{tmp}/t2"],
+     "--val-size 100,000,000 holds out every one of the 60,000 training images"),
+    (["train", "--model", "../../etc/passwd", "--output", "{tmp}/t3"], "Unknown model '../../etc/passwd'"),
+    (["train", "--model", "resnet38", "--limit-train", "200", "--val-size", "64", "--batch-size", "32", "--resume",
+      "--output", "{corrupt_state}"], "train_state.pt cannot be resumed: it is not a state this trainer saved"),
+    (["train", "--model", "resnet38", "--limit-train", "200", "--val-size", "64", "--batch-size", "32", "--resume",
+      "--output", "{pickle_state}"], "train_state.pt cannot be resumed: it is not a state this trainer saved"),
+    (["train", "--output", "{tmp}/" + "n" * 5000], "paths are limited to 4,096 bytes"),
+    # output paths
+    (["card", M, "--out", "/dev/full"], "cannot write /dev/full: No space left on device"),
+    (["card", M, "--out", "{tmp}/" + "c" * 300 + ".md"], "each file or folder name is limited to 255 bytes"),
+    (["maps", M, "{shirt}", "--out", "{tmp}/" + "m" * 300], "each file or folder name is limited to 255 bytes"),
 ]
 IDS = [" ".join(argv).replace("{", "").replace("}", "") or "(nothing)" for argv, _ in CASES]
 
@@ -147,8 +163,19 @@ def files(tmp_path_factory) -> dict[str, str]:
     paths = {name: write_bad_checkpoint(good, tmp, case, *broken[case])
              for name, case in (("grid100", "grid_size-100"), ("nan_weights", "weights-nan"), ("deep", "json-nested-100000"))}
     paths["huge_input"] = huge_input_checkpoint(tmp)
+    for name, payload in (("corrupt_state", b"not a torch file"), ("pickle_state", pickle.dumps(_RunsCode()))):
+        (tmp / name).mkdir()
+        (tmp / name / "train_state.pt").write_bytes(payload)
+        paths[name] = tmp / name
     return {"tmp": str(tmp), "shirt": str(SHIRT), **{k: str(tmp / f"{k}.png") for k in ("text", "eps", "wide")},
             **{k: str(v) for k, v in paths.items()}}
+
+
+class _RunsCode:
+    """A pickle that would run a command when loaded: the trainer must refuse it without loading it."""
+
+    def __reduce__(self):
+        return (print, ("a resumed state ran code",))
 
 
 def _argv(argv: list[str], files: dict[str, str]) -> list[str]:
