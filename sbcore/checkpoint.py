@@ -106,7 +106,9 @@ def check_tensors(state_dict: dict[str, torch.Tensor], source: str) -> None:
 
 
 def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "state dict") -> None:
-    """Load a state dict strictly, naming missing, unexpected and mis-shaped keys in one message."""
+    """Load a state dict strictly, naming missing, unexpected and mis-shaped keys in one message; weights that are
+    not floating point or hold NaN or inf are refused as the app refuses them (``check_tensors``)."""
+    check_tensors(state_dict, f"The {source}")
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))

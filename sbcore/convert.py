@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
+import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
 import torch
 from torch import nn
 
+from sbcore.checkpoint import check_tensors
 from sbcore.errors import CheckpointError
 
 _REFERENCE_RENAMES = (
@@ -69,13 +72,16 @@ def convert_reference_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[st
     return converted
 
 
-def _load_failure(error: Exception) -> str:
+def _load_failure(error: Exception, torch_zip: bool) -> str:
     """One sentence for a failed ``torch.load``, never torch's advice to retry with weights_only=False."""
     text = str(error).strip()
     if "Unsupported global" in text:
         return ("Not a readable PyTorch state dict: it holds pickled Python objects besides tensors, which could "
                 "run code, so it is not opened; save only the state dict or convert it to safetensors.")
     if text.startswith("Weights only load failed"):
+        if torch_zip:
+            return ("Not a readable PyTorch state dict: the torch.save file's pickle holds something other than "
+                    "tensors and plain containers, which is never unpickled; save only the state dict.")
         return "Not a readable PyTorch state dict (the file is not a torch.save file)."
     reason = text.split(". ")[0].splitlines()[0][:200] if text else "the file is empty or ends early"
     return f"Not a readable PyTorch state dict ({type(error).__name__}: {reason})."
@@ -87,12 +93,21 @@ def read_torch_state_dict(source: str | Path | bytes | BinaryIO) -> dict[str, to
     if isinstance(source, bytes):
         source = io.BytesIO(source)
     try:
-        loaded = torch.load(source, map_location="cpu", weights_only=True)
+        torch_zip = zipfile.is_zipfile(source)  # torch.save's format since 1.6
+        if hasattr(source, "seek"):
+            source.seek(0)
+    except OSError:
+        torch_zip = False
+    try:
+        with warnings.catch_warnings():  # torch warns about the globals it refuses; the message says it
+            warnings.simplefilter("ignore")
+            loaded = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for bad files; all mean the same to a user
-        raise CheckpointError(_load_failure(error)) from None
+        raise CheckpointError(_load_failure(error, torch_zip)) from None
     for wrapper in ("state_dict", "model", "model_state_dict"):
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
             loaded = loaded[wrapper]
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise CheckpointError("The file does not hold a state dict (a mapping of names to tensors).")
+    check_tensors(loaded, "The state dict")
     return loaded

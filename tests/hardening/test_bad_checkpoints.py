@@ -78,3 +78,38 @@ def test_malformed_checkpoint_is_refused_naming_the_problem(cases, reports, inde
 def test_the_good_checkpoint_behind_the_cases_loads_and_gets_a_card(reports):
     api, cli = reports[-1]
     assert api["status"] == 0 and cli["status"] == 0 and cli["stderr"] == "", (api, cli)
+
+
+def test_the_api_refuses_nan_weights_as_the_app_does_and_names_a_torch_save_file_as_one():
+    import io
+    import os
+
+    import pytest
+    import torch
+
+    import sbcore
+    from sbcore.checkpoint import load_weights
+    from sbcore.convert import read_torch_state_dict
+    from sbcore.errors import CheckpointError
+
+    model = sbcore.create_model("resnet38", in_chans=1, num_classes=10)
+    state = {key: value.clone() for key, value in model.state_dict().items()}
+    state["conv1.weight"][0, 0, 0, 0] = float("nan")
+    saved = io.BytesIO()
+    torch.save(state, saved)
+    with pytest.raises(CheckpointError, match="tensor conv1.weight holds NaN or infinite values"):
+        read_torch_state_dict(saved.getvalue())
+    with pytest.raises(CheckpointError, match="tensor conv1.weight holds NaN or infinite values"):
+        load_weights(model, state)
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, ("echo this must never run",))
+
+    pickled = io.BytesIO()
+    torch.save({"weight": RunsCode()}, pickled)
+    with pytest.raises(CheckpointError) as refused:
+        read_torch_state_dict(pickled.getvalue())
+    assert "torch.save file" in str(refused.value) and "not a torch.save file" not in str(refused.value)
+    with pytest.raises(CheckpointError, match=r"not a torch.save file"):
+        read_torch_state_dict(b"plain bytes, not a torch file")
