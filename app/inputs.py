@@ -17,6 +17,9 @@ INVERT_HELP = (
     "background inverted; on by default when that is the case."
 )
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+# Uploaders take any file name and the decoder judges the content (sbcore.images, one sentence per problem):
+# Streamlit's own type= check raises in the upload callback, outside the page guard, for "image.svg" or "passwd".
+UPLOAD_HELP = f"{', '.join(t.upper() for t in IMAGE_TYPES)}; judged by its content, not its name."
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def source_choice(key: str, label: str = "Image", sample_name: str = "Sample") -
 def upload_box(key: str) -> ImageInput | None:
     """The uploader (key ``{key}_upload``); an upload switches ``{key}_source`` to it and is kept for the
     session, so leaving the page and coming back finds it again. Returns that upload, None before any."""
-    st.file_uploader("Upload an image", type=IMAGE_TYPES, key=f"{key}_upload", on_change=_on_upload, args=(key,))
+    st.file_uploader("Upload an image", key=f"{key}_upload", on_change=_on_upload, args=(key,), help=UPLOAD_HELP)
     return st.session_state.get(_kept_upload(key))
 
 
@@ -112,7 +115,7 @@ def image_picker(key: str) -> ImageInput | None:
 
 def uploaded_images(key: str) -> list[ImageInput]:
     """Several uploaded images (for image sets)."""
-    uploads = st.file_uploader("Upload images", type=IMAGE_TYPES, accept_multiple_files=True, key=key) or []
+    uploads = st.file_uploader("Upload images", accept_multiple_files=True, key=key, help=UPLOAD_HELP) or []
     return [ImageInput(upload.name, upload.getvalue()) for upload in uploads]
 
 

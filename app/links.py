@@ -33,7 +33,8 @@ class Param:
         """The widget value for a URL text, or None when it names no available option."""
         by_text = {str(option): option for option in self.options()}
         if self.many:
-            values = [by_text[part] for part in text.split(",") if part in by_text][:self.max_count]
+            named = dict.fromkeys(part for part in text.split(",") if part in by_text)  # each option once, in order
+            values = [by_text[part] for part in named][:self.max_count]
             return values or None
         return by_text.get(text)
 

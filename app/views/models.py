@@ -40,8 +40,9 @@ def checkpoint_loader() -> None:
         sbcore_tab, reference_tab = st.tabs(["sbcore checkpoint (.safetensors + .json)", "Reference-code state dict (.pth)"])
         with sbcore_tab:
             st.caption("The two files `sbcore train` or `save_checkpoint` writes: weights and the metadata beside them.")
-            weights = st.file_uploader("Weights", type=["safetensors"], key="models_weights")
-            metadata = st.file_uploader("Metadata", type=["json"], key="models_metadata")
+            # no type=: Streamlit's check raises outside the page guard; the loader judges the content
+            weights = st.file_uploader("Weights", key="models_weights", help="a .safetensors file")
+            metadata = st.file_uploader("Metadata", key="models_metadata", help="its .json metadata")
             if st.button("Load checkpoint", key="models_load", disabled=not (weights and metadata)):
                 try:
                     _load_sbcore_checkpoint(weights, metadata)
@@ -59,7 +60,7 @@ def checkpoint_loader() -> None:
             )
             num_classes = columns[1].number_input("Classes", 1, 100_000, 1000, key="models_classes")
             in_chans = columns[2].selectbox("Input channels", [3, 1], key="models_in_chans")
-            state_dict = st.file_uploader("State dict", type=["pth", "pt", "bin"], key="models_state_dict")
+            state_dict = st.file_uploader("State dict", key="models_state_dict", help="a torch.save file (.pth, .pt, .bin)")
             if st.button("Load state dict", key="models_load_reference", disabled=state_dict is None):
                 try:
                     _load_reference(state_dict, architecture, int(num_classes), in_chans)

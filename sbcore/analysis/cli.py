@@ -274,10 +274,13 @@ def configure_erf(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stage", required=True, help="stage whose centre output is traced, e.g. layer2")
     parser.add_argument("--images", nargs="+", default=["noise"], metavar="IMAGE",
                         help='image files, or "noise" for random normal images (default: noise)')
-    parser.add_argument("--count", type=integer(1, 1_024), default=16, help="number of noise images, 1 to 1024 (default: 16)")
+    parser.add_argument("--count", type=integer(1, 1_024), default=16,
+                        help="number of noise images, 1 to 1024 (default: 16); with --input-size, the memory budget "
+                        "(sbcore.budget) may refuse large combinations, naming the limit")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the noise images (default: 0)")
     parser.add_argument("--input-size", type=integer(8, MAX_SIDE), default=None,
-                        help=f"square side of the noise images, 8 to {MAX_SIDE} (default: the model's input size)")
+                        help=f"square side of the noise images, 8 to {MAX_SIDE} (default: the model's input size), within "
+                        "the memory budget together with --count and --batch-size")
     parser.add_argument("--batch-size", type=integer(1, 256), default=8,
                         help="images per forward/backward pass, 1 to 256 (default: 8)")
     parser.set_defaults(run=_run_erf)

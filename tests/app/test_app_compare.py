@@ -32,6 +32,13 @@ def test_a_link_with_five_models_selects_the_first_four_known_ones(open_page):
     assert at.multiselect(key="compare_models").value == five[:4]
 
 
+def test_a_link_naming_one_model_three_times_selects_it_once_and_asks_for_a_second(open_page):
+    at = open_page("compare", query={"models": "sb_resnet38.fmnist,sb_resnet38.fmnist,sb_resnet38.fmnist"})
+    assert not at.exception, at.exception
+    assert at.multiselect(key="compare_models").value == ["sb_resnet38.fmnist"]
+    assert [w.value for w in at.warning] == ["Pick at least two models to compare."]
+
+
 def test_one_target_class_and_another_method_for_two_models(open_page):
     at = open_page(
         "compare", compare_models=["resnet38.fmnist", "sb_resnet38.fmnist"], compare_method="saliency"

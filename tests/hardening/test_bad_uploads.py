@@ -2,6 +2,8 @@
 page, shows one ``st.error`` and no exception; no process grows past 1.5 GB on any of them."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -76,3 +78,20 @@ def test_bad_upload_on_explore_shows_one_error_and_the_page_recovers(reports, in
 def test_a_good_upload_after_the_bad_ones_shows_no_error(reports):
     report = reports["app"][-1]
     assert report["exceptions"] == [] and report["errors"] == [], report
+
+
+def test_a_file_named_like_no_image_gets_one_message_not_an_exception_on_explore_and_global_context():
+    from streamlit.testing.v1 import AppTest
+
+    main = Path(__file__).resolve().parents[2] / "app" / "main.py"
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>'
+    for page, key in (("views/explore.py", "explore_upload"), ("views/global_context.py", "gc_item_a_upload"),
+                      ("views/global_context.py", "gc_item_b_upload")):
+        for name in ("image.svg", "../../etc/passwd"):
+            at = AppTest.from_file(str(main), default_timeout=180)
+            at.run()
+            at.switch_page(page).run()
+            at.file_uploader(key=key).set_value((name, svg, "image/svg+xml")).run()
+            assert not at.exception, (page, name, at.exception)
+            messages = [e.value for e in at.error]
+            assert len(messages) == 1 and "not an image in a supported format" in messages[0], (page, name, messages)
