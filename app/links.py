@@ -7,6 +7,10 @@ from outside (a new link), ``push`` (after them) writes the current values back.
 itself wrote for a widget is never re-applied to that widget, so moving a control is never undone by
 the URL. Pages share parameter names (``model``, ``sample``), so what was written is recorded per
 widget key: a value another page wrote under the same name is still applied.
+
+The browser sends its URL with every rerun, and after quick successive reruns (a file replacing another in an
+uploader) it can send one the app wrote a moment earlier. Every query the app has written is remembered, and a
+URL that equals one of them is the app's own echo, never a new link: it is not applied.
 """
 from __future__ import annotations
 
@@ -17,6 +21,11 @@ from typing import Any
 import streamlit as st
 
 _PUSHED = "_url_pushed"  # widget key -> the URL text last written or applied for it
+_WRITTEN = "_url_written"  # every whole query the app has written in this session
+
+
+def _query() -> frozenset:
+    return frozenset(st.query_params.to_dict().items())
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,8 @@ class Param:
 
 def pull(params: Sequence[Param]) -> None:
     """Apply URL values that the app did not write itself to the widgets' session state."""
+    if _query() in st.session_state.setdefault(_WRITTEN, set()):
+        return  # an echo of a URL this session wrote, perhaps an older one: the widgets hold the truth
     pushed = st.session_state.setdefault(_PUSHED, {})
     for param in params:
         text = st.query_params.get(param.name)
@@ -64,6 +75,7 @@ def push(params: Sequence[Param]) -> None:
             pushed[param.key] = text
             if st.query_params.get(param.name) != text:
                 st.query_params[param.name] = text
+    st.session_state.setdefault(_WRITTEN, set()).add(_query())
 
 
 def drop(param: Param) -> None:
@@ -71,3 +83,4 @@ def drop(param: Param) -> None:
     st.session_state.setdefault(_PUSHED, {}).pop(param.key, None)
     if param.name in st.query_params:
         del st.query_params[param.name]
+    st.session_state.setdefault(_WRITTEN, set()).add(_query())

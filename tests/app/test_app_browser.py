@@ -125,3 +125,32 @@ def test_switching_a_block_off_in_the_browser_changes_the_accuracy_and_the_link_
     assert "ablate=layer1.0" in link and "ablate_mode=zero" in link
     assert "SB layer1.0" in chosen
     assert "Traceback" not in log.read_text()
+
+
+def test_upload_a_then_b_then_invert_keeps_analysing_b_in_the_browser(tmp_path):
+    from PIL import Image
+
+    paths = {}
+    for name, box in (("a_upload.png", (10, 2, 18, 26)), ("b_upload.png", (2, 10, 26, 18))):
+        image = Image.new("L", (28, 28), 0)
+        image.paste(255, box)
+        paths[name] = tmp_path / name
+        image.save(paths[name])
+    log = tmp_path / "server.log"
+    with start_server(log) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/explore", timeout=300_000)
+        page.get_by_text("Predicted:").wait_for(timeout=300_000)
+        wait_idle(page)
+        for name, path in paths.items():
+            page.locator("input[type=file]").set_input_files(path)
+            page.get_by_text(f"{name}: 28x28").wait_for(timeout=120_000)
+            wait_idle(page)
+        page.get_by_text("Invert colours").click()
+        time.sleep(1)
+        wait_idle(page)
+        captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+        browser.close()
+    assert captions[0] == "b_upload.png: 28x28", captions  # not the sample the uploader replaced
+    assert "Traceback" not in log.read_text()

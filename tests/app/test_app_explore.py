@@ -139,3 +139,29 @@ def test_switching_blocks_off_shows_the_prediction_and_maps_beside_the_intact_on
 
     at.multiselect(key="explore_ablate").set_value([]).run()
     assert not at.exception and not any("switched off" in d.value.columns for d in at.dataframe)
+
+
+def _bar(horizontal: bool) -> bytes:
+    image = Image.new("L", (28, 28), 0)
+    image.paste(255, (2, 10, 26, 18) if horizontal else (10, 2, 18, 26))
+    return _png(image)
+
+
+def test_an_echo_of_an_older_url_never_changes_the_analysed_upload(open_page):
+    at = open_page("explore")
+    at.file_uploader(key="explore_upload").set_value(("a.png", _bar(False), "image/png")).run()
+    at.selectbox(key="explore_sample").set_value("fmnist_0018_bag.png").run()  # the app writes source=sample
+    older = dict(at.query_params)
+    assert older["source"] == "sample"
+    at.file_uploader(key="explore_upload").set_value(("b.png", _bar(True), "image/png")).run()
+    assert at.session_state["explore_source"] == "upload"
+    b_prediction = _prediction(at)
+    at.query_params = older  # the browser sends back a URL the app wrote before B (quick successive reruns)
+    invert = next(c for c in at.checkbox if c.key and c.key.startswith("explore_invert"))
+    invert.set_value(not invert.value).run()
+    assert not at.exception, at.exception
+    assert at.session_state["explore_source"] == "upload"
+    assert at.session_state["_upload_of_explore"].name == "b.png"
+    invert = next(c for c in at.checkbox if c.key and c.key.startswith("explore_invert"))
+    invert.set_value(not invert.value).run()
+    assert _prediction(at) == b_prediction  # back to B as first shown, never the sample
