@@ -10,11 +10,12 @@ import streamlit as st
 from app import compute, links, memory, plots, state
 from sbcore.analysis.ablation import AblationResult
 from sbcore.analysis.interventions import INTERVENTION_MODES, components
+from sbcore.lab import results
 from sbcore.lab.readout import SUM_OF_ITEMS_BOUND
 from sbcore.lab.same_different import DEFAULT_TASK
 
 PAGE, RANK_PAGE = "gc_intervention", "gc_ranking"
-PER_BIN = 60  # test canvases per distance bin (30 per label): 300 canvases
+PER_BIN = 100  # test canvases per distance bin (50 per label): 500 canvases, about 3 s here (benchmarks/intervention_speed.py)
 PATCH_PAIRS = 100
 APP_MODES = ("mean", "zero", "resample")
 MODEL_KEY, BLOCKS_KEY, MODE_KEY = "gc_iv_model", "gc_iv_blocks", "gc_iv_mode"
@@ -44,7 +45,7 @@ def params(names: list[str]) -> list[links.Param]:
 def controls(names: list[str]) -> tuple[str, tuple[str, ...], str]:
     """(model, components, mode) as chosen; a component the model lacks is dropped from the choice."""
     models = intervention_models(names)
-    st.session_state.setdefault(MODEL_KEY, models[min(1, len(models) - 1)])
+    st.session_state.setdefault(MODEL_KEY, models[0])
     left, middle, right = st.columns([2, 3, 2])
     name = left.selectbox("Model", models, key=MODEL_KEY)
     labels = component_labels(name)
@@ -92,8 +93,11 @@ def accuracy_chart(result: AblationResult, name: str) -> None:
                          arrayminus=[v - lo for v, (lo, _) in zip(values, intervals)]),
         ))
     figure.add_hline(y=50, line_dash="dot", line_color="grey", annotation_text="chance")
-    figure.add_hline(y=SUM_OF_ITEMS_BOUND, line_dash="dot", line_color="firebrick", annotation_position="top left",
-                     annotation_text=f"sum-of-items bound beyond plain reach, {SUM_OF_ITEMS_BOUND:.0f}%")
+    far = results.reach(state.get_model(name))[1]  # where no unit of the conv path sees both items
+    figure.add_shape(type="line", x0=far, x1=DEFAULT_TASK.bin_edges[-1], y0=SUM_OF_ITEMS_BOUND, y1=SUM_OF_ITEMS_BOUND,
+                     line=dict(color="firebrick", dash="dot"))
+    figure.add_annotation(x=far, y=SUM_OF_ITEMS_BOUND, xanchor="right", yanchor="bottom", showarrow=False,
+                          text=f"beyond plain reach, a sum of items gets at most {SUM_OF_ITEMS_BOUND:.0f}%")
     figure.update_layout(xaxis_title="distance between item centres (px)", yaxis_title=f"{name} accuracy (%)",
                          yaxis_range=[30, 102], height=340, margin=dict(l=0, r=0, t=10, b=0),
                          legend=dict(orientation="h", y=1.12))

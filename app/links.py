@@ -9,8 +9,9 @@ the URL. Pages share parameter names (``model``, ``sample``), so what was writte
 widget key: a value another page wrote under the same name is still applied.
 
 The browser sends its URL with every rerun, and after quick successive reruns (a file replacing another in an
-uploader) it can send one the app wrote a moment earlier. Every query the app has written is remembered, and a
-URL that equals one of them is the app's own echo, never a new link: it is not applied.
+uploader) it can send one the app wrote a moment earlier. The URL each script run of a page ends with is
+remembered (``begin_run``, ``end_run``), and the same URL arriving on the same page is the app's own echo, never a
+new link: it is not applied. (A link from another page naming the same values is applied.)
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from typing import Any
 import streamlit as st
 
 _PUSHED = "_url_pushed"  # widget key -> the URL text last written or applied for it
-_WRITTEN = "_url_written"  # every whole query the app has written in this session
+_WRITTEN = "_url_written"  # (page, whole query) each earlier script run of this session ended with
+_PAGE = "_url_page"  # the page of the current script run
 
 
 def _query() -> frozenset:
@@ -53,8 +55,8 @@ class Param:
 
 def pull(params: Sequence[Param]) -> None:
     """Apply URL values that the app did not write itself to the widgets' session state."""
-    if _query() in st.session_state.setdefault(_WRITTEN, set()):
-        return  # an echo of a URL this session wrote, perhaps an older one: the widgets hold the truth
+    if (st.session_state.get(_PAGE), _query()) in st.session_state.setdefault(_WRITTEN, set()):
+        return  # an echo of a URL this page wrote, perhaps an older one: the widgets hold the truth
     pushed = st.session_state.setdefault(_PUSHED, {})
     for param in params:
         text = st.query_params.get(param.name)
@@ -75,7 +77,6 @@ def push(params: Sequence[Param]) -> None:
             pushed[param.key] = text
             if st.query_params.get(param.name) != text:
                 st.query_params[param.name] = text
-    st.session_state.setdefault(_WRITTEN, set()).add(_query())
 
 
 def drop(param: Param) -> None:
@@ -83,4 +84,13 @@ def drop(param: Param) -> None:
     st.session_state.setdefault(_PUSHED, {}).pop(param.key, None)
     if param.name in st.query_params:
         del st.query_params[param.name]
-    st.session_state.setdefault(_WRITTEN, set()).add(_query())
+
+
+def begin_run(page: str) -> None:
+    """Name the page this script run shows (before any ``pull``)."""
+    st.session_state[_PAGE] = page
+
+
+def end_run() -> None:
+    """Remember the URL this page's run ends with, so that the browser's later echo of it is not taken for a link."""
+    st.session_state.setdefault(_WRITTEN, set()).add((st.session_state.get(_PAGE), _query()))

@@ -14,7 +14,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, the views import the app package
     sys.path.insert(0, str(_ROOT))
 
-from app import guard, look, memory, state  # noqa: E402
+from app import guard, links, look, memory, state  # noqa: E402
 from sbcore.runtime import keep_freed_memory, release_freed_memory  # noqa: E402
 
 _VIEWS = Path(__file__).resolve().parent / "views"
@@ -42,6 +42,7 @@ navigation = st.navigation(
     [st.Page(_VIEWS / f"{name}.py", title=title, icon=icon, url_path=name, default=index == 0)
      for index, (name, title, icon) in enumerate(PAGES)]
 )
+links.begin_run(navigation.url_path)
 st.sidebar.title("Spatial Bias Explorer")
 st.sidebar.caption("Global context without attention: spatial bias (Go & Ryu, 2023) next to plain and non-local ResNets.")
 state.device_picker()
@@ -52,4 +53,5 @@ try:
     with guard.page_guard(navigation.title):
         navigation.run()
 finally:
+    links.end_run()
     release_freed_memory()  # what this run freed goes back to the system, so an idle server stays small

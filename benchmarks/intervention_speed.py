@@ -1,8 +1,8 @@
 """How long the Global context page's "Switch off and measure" takes: accuracy by distance intact and with one
 block switched off, on the page's stratified subset, with the app's thread count.
 
-    python benchmarks/intervention_speed.py            # SB layer3.0, mean and zero, 60 canvases per bin
-    python benchmarks/intervention_speed.py --per-bin 100 --threads 1
+    python benchmarks/intervention_speed.py            # SB layer3.0, mean and zero, 100 canvases per bin (the app's)
+    python benchmarks/intervention_speed.py --per-bin 60 --threads 1
 
 "first click" includes the mean reference (512 training canvases, computed once per model and shared by every
 session); "later clicks" reuse it. The canvases themselves are generated on the fly each time, as in the app.
@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="sb_lab_resnet14.samediff")
     parser.add_argument("--block", default="layer3.0")
-    parser.add_argument("--per-bin", type=int, default=60, help="test canvases per distance bin (the app's: 60)")
+    parser.add_argument("--per-bin", type=int, default=100, help="test canvases per distance bin (the app's: 100)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: all)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()

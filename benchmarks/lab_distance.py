@@ -42,8 +42,8 @@ def draw(results: list[DistanceAccuracy], field: int, far: int, out: Path) -> No
             ax.plot(xs, result.seed_mean, "x", color=line[0].get_color(), markersize=8,
                     label=f"{label}: mean of seeds {', '.join(map(str, result.seeds))}")
     ax.axhline(50, color="grey", linewidth=1, linestyle=":", label="chance")
-    ax.axhline(SUM_OF_ITEMS_BOUND, color="firebrick", linewidth=1, linestyle="--",
-               label=f"bound of a sum of separately seen items, {SUM_OF_ITEMS_BOUND:.0f}%")
+    ax.hlines(SUM_OF_ITEMS_BOUND, far, DEFAULT_TASK.bin_edges[-1], color="firebrick", linewidth=1.5, linestyle="--",
+              label=f"beyond plain reach, a sum of separately seen items gets at most {SUM_OF_ITEMS_BOUND:.0f}%")
     ax.axvline(field, color="black", linestyle=":", linewidth=1, label=f"last-stage receptive field, {field} px")
     ax.axvline(far, color="black", linestyle="--", linewidth=1,
                label=f"plain reach: RF {field} + item {DEFAULT_TASK.item_size} - 1 = {far} px; beyond, at most 75%")

@@ -84,9 +84,11 @@ def accuracy_by_distance(names: list[str]) -> None:
                  for b, c, a, (low, high), n in zip(curve.bins, x, curve.accuracy, curve.ci95, curve.samples)]
         sentences.append(f"- **{name}** ({curve.overall:.1f}% overall): {meaning(curve)}")
     figure.add_hline(y=50, line_dash="dash", line_color="grey", annotation_text="chance")
-    figure.add_hline(y=SUM_OF_ITEMS_BOUND, line_dash="dash", line_color="firebrick", annotation_position="top left",
-                     annotation_text=f"beyond plain reach, a sum of items gets at most {SUM_OF_ITEMS_BOUND:.0f}%")
     if far is not None:
+        figure.add_shape(type="line", x0=far, x1=DEFAULT_TASK.bin_edges[-1], y0=SUM_OF_ITEMS_BOUND,
+                         y1=SUM_OF_ITEMS_BOUND, line=dict(color="firebrick", dash="dash"))
+        figure.add_annotation(x=far, y=SUM_OF_ITEMS_BOUND, xanchor="right", yanchor="bottom", showarrow=False,
+                              text=f"beyond reach, a sum of items gets at most {SUM_OF_ITEMS_BOUND:.0f}%")
         figure.add_vline(x=far, line_dash="dot", annotation_text=f"plain reach: {far} px")
     figure.update_layout(
         xaxis_title="distance between item centres (px, Chebyshev)", yaxis_title="accuracy (%)",
