@@ -67,10 +67,9 @@ def _change(group: dict) -> str:
 
 
 def ablation_table(name: str, runs: dict[int, dict]) -> str:
-    """Rows: components; columns per seed: change over all bins, change at the far bin, patching share."""
+    """Rows: components; a column per seed: change over all bins, change at the far bin, patching share."""
     seeds = sorted(runs)
-    header = ["switched off (mean)"] + [f"seed {s}: {col}" for s in seeds
-                                        for col in ("all bins", "94-108 px", "patching")]
+    header = ["switched off (mean)", *[f"seed {s}: all bins · 94-108 px · carries" for s in seeds]]
     lines = [f"`{name}` (intact: " + ", ".join(
         f"seed {s} {runs[s]['ablations'][0]['overall']['intact']:.1f}%" for s in seeds) + ")", "",
         "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -79,8 +78,7 @@ def ablation_table(name: str, runs: dict[int, dict]) -> str:
         cells = []
         for s in seeds:
             ablation, patch = runs[s]["ablations"][row], runs[s]["patching"][row]
-            cells += [_change(ablation["overall"]), _change(ablation["groups"][-1]),
-                      f"{patch['score']:.2f} [{patch['ci95'][0]:.2f}, {patch['ci95'][1]:.2f}]"]
+            cells.append(f"{_change(ablation['overall'])} · {_change(ablation['groups'][-1])} · {patch['score']:.2f}")
         lines.append("| " + " | ".join([label, *cells]) + " |")
     return "\n".join(lines)
 
@@ -102,16 +100,21 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200, help="far counterfactual pairs for patching (default 200)")
     parser.add_argument("--workers", type=int, default=2, help="models measured at once (default 2)")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "lab_interventions.json")
+    parser.add_argument("--tables-only", action="store_true", help="print the tables of an earlier run's --json")
     args = parser.parse_args()
-    jobs = [(tag, args.limit, args.pairs) for name in LAB_WEIGHTS for tag in shipped_seeds(name).values()]
-    with get_context("spawn").Pool(args.workers) as pool:
-        measured = {result["model"]: result for result in pool.imap(measure, jobs)}
-    args.json.write_text(json.dumps({"limit": args.limit, "pairs": args.pairs, "models": measured}, indent=2) + "\n")
+    if args.tables_only:
+        measured = json.loads(args.json.read_text())["models"]
+    else:
+        jobs = [(tag, args.limit, args.pairs) for name in LAB_WEIGHTS for tag in shipped_seeds(name).values()]
+        with get_context("spawn").Pool(args.workers) as pool:
+            measured = {result["model"]: result for result in pool.imap(measure, jobs)}
+        args.json.write_text(json.dumps({"limit": args.limit, "pairs": args.pairs, "models": measured}, indent=2) + "\n")
     for name in LAB_WEIGHTS:
         runs = {seed: measured[tag] for seed, tag in shipped_seeds(name).items()}
         print(readout_table(runs) if "readouts" in next(iter(runs.values())) else ablation_table(name, runs))
         print()
-    print(f"wrote {args.json}")
+    if not args.tables_only:
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
