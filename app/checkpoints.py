@@ -14,7 +14,7 @@ from torch import nn
 
 import sbcore
 from sbcore.budget import MemoryBudgetError, check_memory
-from sbcore.checkpoint import check_tensors, load_weights
+from sbcore.checkpoint import load_weights
 from sbcore.convert import read_torch_state_dict
 from sbcore.errors import CheckpointError
 from sbcore.images import preprocess
@@ -52,8 +52,7 @@ def load_reference_state_dict(
     file_name: str, data: bytes, architecture: str, num_classes: int, in_chans: int
 ) -> nn.Module:
     """A ``torch.save`` state dict (authors' reference names or this package's) in ``architecture``."""
-    state_dict = sbcore.convert_reference_state_dict(read_torch_state_dict(data))
-    check_tensors(state_dict, file_name)
+    state_dict = sbcore.convert_reference_state_dict(read_torch_state_dict(data, file_name))
     model = sbcore.create_model(architecture, num_classes=num_classes, in_chans=in_chans)
     load_weights(model, state_dict, source=file_name)
     return _trial_prediction(model, file_name)

@@ -152,7 +152,8 @@ def ranking(name: str, mode: str) -> None:
              "far change (points)": a.groups[-1].change,
              "far change 95%": f"[{a.groups[-1].change_ci95[0]:+.1f}, {a.groups[-1].change_ci95[1]:+.1f}]",
              "near change (points)": a.groups[0].change, "carries the relation (patching)": p.score,
-             "patching 95%": f"[{p.ci95[0]:.2f}, {p.ci95[1]:.2f}]"} for a, p in zip(ablated, patched)]
+             "patching 95%": "no effect to carry" if p.ci95 is None else f"[{p.ci95[0]:.2f}, {p.ci95[1]:.2f}]"}
+            for a, p in zip(ablated, patched)]
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.caption(f"{stored.settings[0]}, {stored.settings[1]} ablation; far: {ablated[0].groups[-1].name}, near: "
                f"{ablated[0].groups[0].name}. Patching: the share of the change in P(same) between a far pair's "

@@ -9,9 +9,10 @@ the URL. Pages share parameter names (``model``, ``sample``), so what was writte
 widget key: a value another page wrote under the same name is still applied.
 
 The browser sends its URL with every rerun, and after quick successive reruns (a file replacing another in an
-uploader) it can send one the app wrote a moment earlier. The URL each script run of a page ends with is
-remembered (``begin_run``, ``end_run``), and the same URL arriving on the same page is the app's own echo, never a
-new link: it is not applied. (A link from another page naming the same values is applied.)
+uploader) it can send one the app wrote a moment earlier. The URLs the last few script runs of the current page
+ended with are remembered (``begin_run``, ``end_run``; forgotten when the page changes), and the same URL arriving
+again on that page is the app's own echo, never a new link: it is not applied. (A link from another page naming
+the same values is applied.)
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from typing import Any
 import streamlit as st
 
 _PUSHED = "_url_pushed"  # widget key -> the URL text last written or applied for it
-_WRITTEN = "_url_written"  # (page, whole query) each earlier script run of this session ended with
+_WRITTEN = "_url_written"  # the whole queries the last ECHO_RUNS script runs of the current page ended with
 _PAGE = "_url_page"  # the page of the current script run
+ECHO_RUNS = 3  # a stale echo seen here came from two runs back (a file replacing another in an uploader)
 
 
 def _query() -> frozenset:
@@ -55,7 +57,7 @@ class Param:
 
 def pull(params: Sequence[Param]) -> None:
     """Apply URL values that the app did not write itself to the widgets' session state."""
-    if (st.session_state.get(_PAGE), _query()) in st.session_state.setdefault(_WRITTEN, set()):
+    if _query() in st.session_state.setdefault(_WRITTEN, []):
         return  # an echo of a URL this page wrote, perhaps an older one: the widgets hold the truth
     pushed = st.session_state.setdefault(_PUSHED, {})
     for param in params:
@@ -87,10 +89,14 @@ def drop(param: Param) -> None:
 
 
 def begin_run(page: str) -> None:
-    """Name the page this script run shows (before any ``pull``)."""
+    """Name the page this script run shows (before any ``pull``); a new page starts with no remembered URLs."""
+    if st.session_state.get(_PAGE) != page:
+        st.session_state[_WRITTEN] = []
     st.session_state[_PAGE] = page
 
 
 def end_run() -> None:
     """Remember the URL this page's run ends with, so that the browser's later echo of it is not taken for a link."""
-    st.session_state.setdefault(_WRITTEN, set()).add((st.session_state.get(_PAGE), _query()))
+    written = st.session_state.setdefault(_WRITTEN, [])
+    written.append(_query())
+    del written[:-ECHO_RUNS]

@@ -78,7 +78,8 @@ def ablation_table(name: str, runs: dict[int, dict]) -> str:
         cells = []
         for s in seeds:
             ablation, patch = runs[s]["ablations"][row], runs[s]["patching"][row]
-            cells.append(f"{_change(ablation['overall'])} · {_change(ablation['groups'][-1])} · {patch['score']:.2f}")
+            carries = "-" if patch["score"] is None else f"{patch['score']:.2f}"
+            cells.append(f"{_change(ablation['overall'])} · {_change(ablation['groups'][-1])} · {carries}")
         lines.append("| " + " | ".join([label, *cells]) + " |")
     return "\n".join(lines)
 

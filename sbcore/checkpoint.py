@@ -50,10 +50,10 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: ModelMetadata 
     weights_path, meta_path = checkpoint_paths(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with replacing(weights_path) as temporary:  # a failed write leaves no half-written checkpoint
+    with replacing(weights_path) as temporary:  # a failed write leaves the old pair (or nothing) as it was
         save_file(state, str(temporary))
-    document = {"format": FORMAT, **metadata.to_dict(), "weights_sha256": file_sha256(weights_path)}
-    write_text(meta_path, json.dumps(document, indent=2) + "\n")
+        document = {"format": FORMAT, **metadata.to_dict(), "weights_sha256": file_sha256(temporary)}
+        write_text(meta_path, json.dumps(document, indent=2) + "\n")  # before the weights replace the old ones
     return weights_path
 
 

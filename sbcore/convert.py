@@ -87,9 +87,11 @@ def _load_failure(error: Exception, torch_zip: bool) -> str:
     return f"Not a readable PyTorch state dict ({type(error).__name__}: {reason})."
 
 
-def read_torch_state_dict(source: str | Path | bytes | BinaryIO) -> dict[str, torch.Tensor]:
+def read_torch_state_dict(source: str | Path | bytes | BinaryIO, name: str | None = None) -> dict[str, torch.Tensor]:
     """Read a ``torch.save`` state dict with ``weights_only=True`` (no arbitrary code), unwrapping
-    the usual ``{"state_dict": ...}`` / ``{"model": ...}`` containers."""
+    the usual ``{"state_dict": ...}`` / ``{"model": ...}`` containers; weights that are not floating point or hold
+    NaN or inf are refused (``check_tensors``), naming ``name`` (default: the file's name, or "The state dict")."""
+    name = name or (Path(source).name if isinstance(source, (str, Path)) else "The state dict")
     if isinstance(source, bytes):
         source = io.BytesIO(source)
     try:
@@ -109,5 +111,5 @@ def read_torch_state_dict(source: str | Path | bytes | BinaryIO) -> dict[str, to
             loaded = loaded[wrapper]
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise CheckpointError("The file does not hold a state dict (a mapping of names to tensors).")
-    check_tensors(loaded, "The state dict")
+    check_tensors(loaded, name)
     return loaded

@@ -175,7 +175,8 @@ CHANGE = number(-100, 100)  # percentage points
 INTERVENTION = mapping(  # benchmarks/lab_interventions.py via tools/ship_lab.py: one component switched off, one seed
     {"seed": integer(0, 2**63), "label": string(100), "mode": string(choices=("mean", "zero", "resample")),
      "samples": integer(1, 10**9), "change": CHANGE, "change_ci95": array(CHANGE, 2, 2), "far_change": CHANGE,
-     "far_change_ci95": array(CHANGE, 2, 2), "patching": number(-100, 100), "patching_ci95": array(number(-100, 100), 2, 2)},
+     "far_change_ci95": array(CHANGE, 2, 2), "patching": optional(number(-100, 100)),
+     "patching_ci95": optional(array(number(-100, 100), 2, 2))},
     required=("seed", "label", "mode", "samples", "change", "change_ci95", "far_change", "far_change_ci95"),
 )
 TEST_METRICS = mapping(

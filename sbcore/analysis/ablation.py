@@ -23,11 +23,11 @@ class GroupChange:
 
     name: str
     samples: int
-    intact: float
+    intact: float | None  # None for a group without samples
     intact_ci95: tuple[float, float]
-    ablated: float
+    ablated: float | None
     ablated_ci95: tuple[float, float]
-    change: float  # ablated - intact, points
+    change: float | None  # ablated - intact, points
     change_ci95: tuple[float, float]  # Newcombe's paired interval
 
 
@@ -104,12 +104,18 @@ def group_change(name: str, intact: torch.Tensor, ablated: torch.Tensor) -> Grou
     both = int((intact & ablated).sum())
     only_intact, only_ablated = int((intact & ~ablated).sum()), int((~intact & ablated).sum())
     right_intact, right_ablated = both + only_intact, both + only_ablated
-    percent = lambda k: round(100 * k / n, 4) if n else float("nan")  # noqa: E731
+    if n == 0:  # a class absent from a --limit subset: no accuracy, the widest intervals
+        return GroupChange(name, 0, None, (0.0, 100.0), None, (0.0, 100.0), None, (-100.0, 100.0))
     return GroupChange(
-        name, n, percent(right_intact), wilson_interval(right_intact, n), percent(right_ablated),
-        wilson_interval(right_ablated, n), round(percent(right_ablated) - percent(right_intact), 4),
+        name, n, round(100 * right_intact / n, 4), wilson_interval(right_intact, n), round(100 * right_ablated / n, 4),
+        wilson_interval(right_ablated, n), round(100 * (right_ablated - right_intact) / n, 4),
         paired_change_interval(both, only_intact, only_ablated, n - both - only_intact - only_ablated),
     )
+
+
+def batch_size_for(samples: int, mode: str, preferred: int = 100) -> int:
+    """``preferred``, or one less when ``resample`` would leave a last batch of one sample (it needs another)."""
+    return preferred - 1 if mode == "resample" and samples % preferred == 1 and samples > 1 else preferred
 
 
 @torch.no_grad()
@@ -129,7 +135,8 @@ def evaluate_ablations(
     """Run every (label, components) setting on the same samples beside the intact model.
 
     ``batches`` yields (images (B, C, H, W), labels (B,)); ``groups`` gives each sample's group index, in batch
-    order. ``resample`` draws each batch's derangement from ``seed`` and the batch's position.
+    order. ``resample`` draws each batch's derangement from ``seed`` and the batch's position (use
+    ``batch_size_for`` so that no batch holds a single sample).
     """
     model.eval()
     device = next(model.parameters()).device

@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from sbcore.analysis.ablation import (
-    AblationReport, AblationResult, evaluate_ablations, model_test_data, training_reference_means,
+    AblationReport, AblationResult, GroupChange, batch_size_for, evaluate_ablations, model_test_data,
+    training_reference_means,
 )
 from sbcore.analysis import figures
 from sbcore.analysis.cli import (
@@ -48,15 +49,19 @@ def ablation_figure(report: AblationReport) -> Figure:
     figure = Figure(figsize=(7.5, 4.2), layout="constrained")
     ax = figure.subplots()
     first = report.results[0]
-    names = [g.name.removeprefix("distance ").removesuffix(" px") for g in first.groups]
+    shown = [i for i, g in enumerate(first.groups) if g.samples]  # a class absent from a --limit subset is left out
+    names = [first.groups[i].name.removeprefix("distance ").removesuffix(" px") for i in shown]
     positions = range(len(names))
-    ax.errorbar(positions, [g.intact for g in first.groups], capsize=3, color="black", linewidth=2, label="intact",
-                yerr=[[g.intact - g.intact_ci95[0] for g in first.groups],
-                      [g.intact_ci95[1] - g.intact for g in first.groups]])
+
+    def draw(groups: list[GroupChange], value: str, **style) -> None:
+        values = [getattr(groups[i], value) for i in shown]
+        intervals = [getattr(groups[i], f"{value}_ci95") for i in shown]
+        ax.errorbar(positions, values, yerr=[[v - lo for v, (lo, _) in zip(values, intervals)],
+                                             [hi - v for v, (_, hi) in zip(values, intervals)]], **style)
+
+    draw(first.groups, "intact", capsize=3, color="black", linewidth=2, label="intact")
     for result in report.results:
-        ax.errorbar(positions, [g.ablated for g in result.groups], capsize=2, marker="o", markersize=3,
-                    label=f"{result.label} off", yerr=[[g.ablated - g.ablated_ci95[0] for g in result.groups],
-                                                       [g.ablated_ci95[1] - g.ablated for g in result.groups]])
+        draw(result.groups, "ablated", capsize=2, marker="o", markersize=3, label=f"{result.label} off")
     ax.set_xticks(list(positions), names, rotation=30 if len(names) > 5 else 0)
     ax.set_xlabel("distance between item centres (px)" if first.groups[0].name.startswith("distance") else "class")
     ax.set_ylabel("test accuracy (%)")
@@ -65,25 +70,43 @@ def ablation_figure(report: AblationReport) -> Figure:
     return figure
 
 
+def _percent(value: float | None) -> str:
+    return "no samples" if value is None else f"{value:.1f}%"
+
+
+def _change_cell(group: GroupChange) -> str:
+    if group.change is None:
+        return "no samples"
+    low, high = group.change_ci95
+    return f"{group.ablated:5.1f}% ({group.change:+5.1f} [{low:+.1f}, {high:+.1f}])"
+
+
 def format_ablation_table(results: list[AblationResult]) -> str:
     """Accuracy per group under each intervention and its change from intact, with the paired 95% interval."""
     names = [g.name.removeprefix("distance ") for g in results[0].groups] + ["all"]
     width = max(len(r.label) for r in results) + 6
-    lines = [f"{'':<{width}}" + "".join(f"{name:>27}" for name in names)]
+    lines = [f"{'':<{width}}" + "".join(f" {name:>27}" for name in names)]
     intact = [*results[0].groups, results[0].overall]
-    lines.append(f"{'intact':<{width}}" + "".join(f"{g.intact:>26.1f}%" for g in intact))
+    lines.append(f"{'intact':<{width}}" + "".join(f" {_percent(g.intact):>27}" for g in intact))
     for result in results:
-        cells = [f"{g.ablated:5.1f}% ({g.change:+5.1f} [{g.change_ci95[0]:+.1f}, {g.change_ci95[1]:+.1f}])"
-                 for g in [*result.groups, result.overall]]
-        lines.append(f"{result.label + ' off':<{width}}" + "".join(f"{c:>27}" for c in cells))
+        cells = [_change_cell(g) for g in [*result.groups, result.overall]]
+        lines.append(f"{result.label + ' off':<{width}}" + "".join(f" {c:>27}" for c in cells))
     return "\n".join(lines)
+
+
+def _score(score: PatchingScore) -> str:
+    return "-" if score.score is None else f"{score.score:.3f}"
+
+
+def _score_interval(score: PatchingScore) -> str:
+    return "no effect" if score.ci95 is None else f"[{score.ci95[0]:.3f}, {score.ci95[1]:.3f}]"
 
 
 def format_patching_table(scores: list[PatchingScore]) -> str:
     """One line per patched setting: the share of the same/different effect it carries."""
     width = max(len(s.label) for s in scores) + 2
     lines = [f"{'patched':<{width}} {'carries':>8} {'95% interval':>16} {'diff<-same':>11} {'same<-diff':>11}"]
-    lines += [f"{s.label:<{width}} {s.score:>8.3f} {f'[{s.ci95[0]:.3f}, {s.ci95[1]:.3f}]':>16} "
+    lines += [f"{s.label:<{width}} {_score(s):>8} {_score_interval(s):>16} "
               f"{s.shift_towards_same:>+11.3f} {s.shift_towards_different:>+11.3f}" for s in scores]
     return "\n".join(lines)
 
@@ -123,7 +146,8 @@ def _run_ablate(args: argparse.Namespace) -> None:
     means = training_reference_means(model, spec) if args.mode == "mean" else None
     with tqdm(desc=f"ablate ({args.mode})", unit="image", disable=TERMINAL_ONLY) as bar:
         results = evaluate_ablations(
-            model, DataLoader(test, BATCH_SIZE), settings, args.mode, groups=groups_index, group_names=group_names,
+            model, DataLoader(test, batch_size_for(len(test), args.mode, BATCH_SIZE)), settings, args.mode,
+            groups=groups_index, group_names=group_names,
             means=means, progress=_tqdm_progress(bar), total=len(test), seed=args.seed,
         )
     reference = f"{min(REFERENCE_SIZE, len(spec.train_eval))} {name} training images" if args.mode == "mean" else ""
@@ -138,7 +162,7 @@ def _run_ablate(args: argparse.Namespace) -> None:
         print(f"\npatching on {scores[0].pairs} counterfactual pairs at {args.patch_distance[0]}-"
               f"{args.patch_distance[1]} px (share of the same/different effect each setting carries)")
         print(format_patching_table(scores))
-    write_text(out / "ablation.json", json.dumps(document, indent=2) + "\n")
+    write_text(out / "ablation.json", json.dumps(document, indent=2, allow_nan=False) + "\n")
     _write_csv(out / "ablation.csv", results)
     figures.save(ablation_figure(report), out / "ablation.png")
     print(f"wrote {out}/ablation.json, .csv, .png")
@@ -164,7 +188,7 @@ def configure_ablate(subparsers: argparse._SubParsersAction) -> None:
         "(layer1.0), a non-local block as layer2.0.non_local. Modes: " + "; ".join(
             f"{m}: {INTERVENTION_MODES[m]}" for m in CLI_MODES) + f" (mean: over the first {REFERENCE_SIZE} "
         "training images). Reports accuracy per distance bin (lab models) or per class, intact and ablated, with "
-        "Wilson 95%% intervals and Newcombe's paired interval on the change. Writes ablation.json, .csv and .png.",
+        "Wilson 95% intervals and Newcombe's paired interval on the change. Writes ablation.json, .csv and .png.",
     )
     parser.add_argument("model", help=MODEL_HELP)
     _add_output_options(parser)

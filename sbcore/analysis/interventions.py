@@ -29,7 +29,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from sbcore.analysis.structure import named_blocks
+from sbcore.analysis.structure import eval_mode, named_blocks
 from sbcore.errors import SBCoreError
 from sbcore.models.contribution_edits import ContributionEdit, ContributionKind, EditKey, editing_contributions
 
@@ -152,7 +152,7 @@ def _key(model: nn.Module, component: Component) -> EditKey:
 @torch.no_grad()
 def record_contributions(model: nn.Module, x: torch.Tensor, targets: Sequence[Component]) -> dict[str, torch.Tensor]:
     """Run ``model`` on ``x`` (B, C, H, W) and return each target's contribution as the block computed it
-    (spatial bias: (B, N, H', W'); non-local: (B, C', H', W')), keyed by component name."""
+    (spatial bias: (B, N, H', W'); non-local: (B, C_out, H', W'), the block's output width), keyed by component name."""
     recorded: dict[str, torch.Tensor] = {}
 
     def recorder(name: str) -> ContributionEdit:
@@ -173,10 +173,11 @@ def reference_means(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[s
     targets = _require_components(model)
     sums: dict[str, torch.Tensor] = {}
     count = 0
-    for x in batches:
-        for name, value in record_contributions(model, x, targets).items():
-            sums[name] = sums.get(name, 0) + value.double().sum(dim=0)
-        count += len(x)
+    with eval_mode(model):  # batch statistics would change the means and the BN running averages
+        for x in batches:
+            for name, value in record_contributions(model, x, targets).items():
+                sums[name] = sums.get(name, 0) + value.double().sum(dim=0)
+            count += len(x)
     if count == 0:
         raise InterventionError("Mean ablation needs at least one reference image.")
     return {name: (total / count).float() for name, total in sums.items()}
@@ -211,8 +212,9 @@ def intervened(
     model: nn.Module, targets: Sequence[str | Component], mode: str = "mean", *,
     means: Mapping[str, torch.Tensor] | None = None, source: torch.Tensor | None = None,
 ) -> Iterator[list[Component]]:
-    """Inside the block, ``model``'s forward passes (``model(x)``, ``forward_intermediates``, attributions) in this
-    thread run with the targets' contributions replaced; yields the resolved components.
+    """Inside the block, ``model``'s forward passes in this thread (``model(x)``, ``forward_intermediates``, gradient
+    attributions that call ``model`` itself) run with the targets' contributions replaced; yields the resolved
+    components. Edits belong to these block objects: a copy of the model (Grad-CAM attributes on one) is intact.
 
     ``mode``: ``mean`` (needs ``means`` from ``reference_means``), ``zero`` or ``patch`` (needs ``source``, the
     (B, C, H, W) or (1, C, H, W) input to take the contributions from). ``resample`` needs the batch itself: use

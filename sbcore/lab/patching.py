@@ -8,7 +8,8 @@ canvas, and the reverse, shows how much of the model's change in P(same) flows t
     score = mean(P_patched(diff <- same) - P(diff) + P(same) - P_patched(same <- diff)) / (2 mean(P(same) - P(diff)))
 
 1 means the component alone carries the whole difference, 0 that patching it changes nothing. The interval is a
-percentile bootstrap over pairs.
+percentile bootstrap over pairs. A model whose intact P(same) barely tells the two canvases apart (mean effect under
+``MIN_EFFECT``, e.g. a plain model far away) has nothing to carry: its score and interval are None.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from sbcore.lab.same_different import SameDifferentCanvases, compose_canvas
 from sbcore.lab.probe import SAME, canvas_batch
 
 BOOTSTRAP_RESAMPLES = 2000
+MIN_EFFECT = 0.05  # mean P(same) difference between the pair's canvases below which no share is defined
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,8 @@ class PatchingScore:
     label: str
     components: list[str]
     pairs: int
-    score: float  # share of the effect carried, see the module docstring
-    ci95: tuple[float, float]
+    score: float | None  # share of the effect carried, see the module docstring; None without an effect
+    ci95: tuple[float, float] | None
     shift_towards_same: float  # mean P_patched(diff <- same) - P(diff)
     shift_towards_different: float  # mean P(same) - P_patched(same <- diff)
     effect: float  # mean P(same) - P(diff) of the intact model
@@ -105,11 +107,12 @@ def patching_scores(
     for (label, targets), (towards_same, towards_different) in zip(settings, patched):
         up = torch.cat(towards_same).numpy() - base_diff
         down = base_same - torch.cat(towards_different).numpy()
-        numerator, denominator = (up + down) / 2, effect
+        numerator = (up + down) / 2
+        defined = effect.mean() >= MIN_EFFECT
         scores.append(PatchingScore(
             label, [c.name for c in targets], len(effect),
-            round(float(numerator.mean() / max(denominator.mean(), 1e-12)), 4),
-            _bootstrap_ratio(numerator, denominator), round(float(up.mean()), 4), round(float(down.mean()), 4),
-            round(float(effect.mean()), 4),
+            round(float(numerator.mean() / effect.mean()), 4) if defined else None,
+            _bootstrap_ratio(numerator, effect) if defined else None, round(float(up.mean()), 4),
+            round(float(down.mean()), 4), round(float(effect.mean()), 4),
         ))
     return scores

@@ -53,8 +53,8 @@ def pooled_features(model: nn.Module, canvases: SameDifferentCanvases, indices: 
     features, labels, kinds = [], [], []
     for start in range(0, len(indices), batch_size):
         chunk = indices[start:start + batch_size]
-        images = torch.stack([canvases[i][0] for i in chunk])
-        features.append(torch.flatten(model.avgpool(model.forward_features(images)), 1))
+        images = torch.stack([canvases[i][0] for i in chunk]).to(next(model.parameters()).device)
+        features.append(torch.flatten(model.avgpool(model.forward_features(images)), 1).cpu())
         for i in chunk:
             placement = canvases.placement(i)
             labels.append(placement.label)
@@ -109,7 +109,7 @@ def far_pair_readout(model: nn.Module, train: SameDifferentCanvases, test: SameD
         same_different, trouser_pairs = fit_linear_readout(train_x, train_y), fit_linear_readout(train_x, trousers)
     with torch.no_grad():
         return [
-            _accuracy("trained head", model.fc(test_x).argmax(1), test_y, kinds),
+            _accuracy("trained head", model.fc(test_x.to(model.fc.weight.device)).argmax(1).cpu(), test_y, kinds),
             _accuracy("logistic read-out of same/different", same_different(test_x).argmax(1), test_y, kinds),
             _accuracy("linear read-out: same iff trouser+trouser", trouser_pairs(test_x).argmax(1), test_y, kinds),
         ]

@@ -90,6 +90,22 @@ def test_prepared_link_and_every_deep_link_work_on_a_fresh_server_started_elsewh
     assert "Traceback" not in log.read_text()
 
 
+def choose_option(page, label: str, option: str, attempts: int = 3) -> None:
+    """Pick ``option`` in the multiselect labelled ``label``; a rerun that lands while the list is open closes it,
+    so the list is opened again until the option can be clicked."""
+    box = page.locator('[data-testid="stMultiSelect"]').filter(has_text=label).first.locator("input")
+    for attempt in range(attempts):
+        box.click()
+        try:
+            page.get_by_role("option", name=option).click(timeout=20_000)
+            return
+        except Exception:  # playwright's TimeoutError: the list closed before the click
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
+            wait_idle(page)
+
+
 def test_switching_a_block_off_in_the_browser_changes_the_accuracy_and_the_link_restores_it(tmp_path):
     import re
 
@@ -100,8 +116,7 @@ def test_switching_a_block_off_in_the_browser_changes_the_accuracy_and_the_link_
         page.goto(f"{url}/global_context?ablate_model=sb_lab_resnet14.samediff&ablate_mode=zero", timeout=300_000)
         page.get_by_role("heading", name="Switch global context off").wait_for(timeout=300_000)
         wait_idle(page)
-        page.locator('[data-testid="stMultiSelect"]').filter(has_text="Switch off").first.click()
-        page.get_by_role("option", name="SB layer1.0").click()
+        choose_option(page, "Switch off", "SB layer1.0")
         page.keyboard.press("Escape")
         wait_idle(page)
         page.get_by_role("button", name="Switch off and measure").click()
