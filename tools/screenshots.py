@@ -143,7 +143,11 @@ def _visit_pages(out: Path, chromium: str, log: Path, started: float) -> float:
         wait_idle(page)
         capture(page, out / "explore_non_local.png")
 
-        _open(page, f"{url}/global_context", "P(same)")
+        _open(page, f"{url}/global_context?ablate_model=sb_lab_resnet14.samediff&ablate=layer3.0&ablate_mode=mean",
+              "P(same)")
+        page.get_by_role("button", name="Switch off and measure").click()
+        page.get_by_text("Switching off SB layer3.0").wait_for(timeout=300_000)
+        wait_idle(page)
         page.get_by_role("button", name="Sweep distance").click()
         page.get_by_text("plain reach:").first.wait_for(timeout=300_000)
         wait_idle(page)
