@@ -8,10 +8,10 @@ Receptive fields, computed with a progress bar, are kept in a store of their own
 from __future__ import annotations
 
 import hashlib
-from contextlib import nullcontext
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any

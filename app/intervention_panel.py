@@ -108,7 +108,7 @@ def accuracy_chart(result: AblationResult, name: str) -> None:
 
 
 def measure(name: str, chosen: tuple[str, ...], mode: str) -> None:
-    settings = ((name, chosen, mode, state.current_device()))
+    settings = (name, chosen, mode, state.current_device())
     if st.button("Switch off and measure", type="primary", key="gc_iv_run", disabled=not chosen):
         model = state.get_model(name)
         with memory.Run(PAGE, 1, "Measuring") as run:

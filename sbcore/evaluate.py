@@ -13,7 +13,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from sbcore.cli_types import MAX_WORKERS, integer, positive_int
-from sbcore.data import DATASETS, LabelledSamples, SampleGroups, limited_test_split, load_dataset, sample_groups
+from sbcore.data import (
+    DATASETS, DatasetSpec, LabelledSamples, SampleGroups, limited_test_split, load_dataset, sample_groups,
+)
 from sbcore.errors import SBCoreError
 from sbcore.factory import resolve_model
 
@@ -138,6 +140,16 @@ def format_metrics(metrics: dict[str, Any], class_names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def model_dataset(model: nn.Module, name: str, data: str | None = None) -> DatasetSpec:
+    """The splits of dataset ``name`` (from ``data``, else the training run's folder) at ``model``'s input size, its
+    classes checked against the model's."""
+    meta = model.metadata
+    spec = load_dataset(name, data or meta.training.get("data"), meta.preprocessing.input_size[-1])
+    if spec.class_names != list(meta.class_names):
+        raise SBCoreError(f"The {name} classes {spec.class_names} are not the model's {meta.class_names}.")
+    return spec
+
+
 def _evaluation_set(args: argparse.Namespace, model: nn.Module) -> tuple[Dataset, str, int | None]:
     """(dataset, description, limit) for ``sbcore eval``: the labelled samples or the test split."""
     meta = model.metadata
@@ -147,9 +159,7 @@ def _evaluation_set(args: argparse.Namespace, model: nn.Module) -> tuple[Dataset
     name = args.dataset or meta.training.get("dataset")
     if not name:
         raise SBCoreError("The checkpoint does not record its dataset; pass --dataset (and --data).")
-    spec = load_dataset(name, args.data or meta.training.get("data"), meta.preprocessing.input_size[-1])
-    if spec.class_names != list(meta.class_names):
-        raise SBCoreError(f"The {name} classes {spec.class_names} are not the model's {meta.class_names}.")
+    spec = model_dataset(model, name, args.data)
     limit = args.limit if args.limit is not None else meta.metrics.get("test_limit")
     dataset = limited_test_split(spec, limit)
     return dataset, f"{name} test split, {len(dataset)} images", limit

@@ -8,13 +8,12 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
-
 from torch.utils.data import DataLoader, Subset
 
 from sbcore.analysis.interventions import REFERENCE_SIZE, Component, intervened_logits, reference_means
-from sbcore.data import DatasetSpec, load_dataset
+from sbcore.data import DatasetSpec
 from sbcore.errors import SBCoreError
-from sbcore.evaluate import Z_95, wilson_interval
+from sbcore.evaluate import Z_95, model_dataset, wilson_interval
 
 
 @dataclass(frozen=True)
@@ -62,10 +61,7 @@ def model_test_data(model: nn.Module, data: str | None = None) -> tuple[str, Dat
             f"{meta.pretrained or meta.architecture} records no training dataset; ablation evaluates trained "
             "checkpoints on their own test set (e.g. sb_lab_resnet14.samediff)."
         )
-    spec = load_dataset(name, data or meta.training.get("data"), meta.preprocessing.input_size[-1])
-    if spec.class_names != list(meta.class_names):
-        raise SBCoreError(f"The {name} classes {spec.class_names} are not the model's {meta.class_names}.")
-    return name, spec
+    return name, model_dataset(model, name, data)
 
 
 def training_reference_means(model: nn.Module, spec: DatasetSpec, count: int = REFERENCE_SIZE,

@@ -120,8 +120,8 @@ def _write_csv(path: Path, results: list[AblationResult]) -> None:
 def _patching(model: torch.nn.Module, spec: DatasetSpec, settings, args: argparse.Namespace) -> list[PatchingScore]:
     task = spec.test.task
     low, high = args.patch_distance
-    indices = [i for i in range(len(spec.test))
-               if low <= task.bin_centres[(i // 2) % task.num_bins] <= high][: args.patch_pairs]
+    bins = {b for b, centre in enumerate(task.bin_centres) if low <= centre <= high}
+    indices = spec.test.indices_in_bins(bins)[: args.patch_pairs]
     if not indices:
         raise SBCoreError(f"No test canvas has its distance bin's centre within {low}-{high} px.")
     different, same = counterfactual_pairs(spec.test, indices)

@@ -145,8 +145,10 @@ def ablation_settings(model: nn.Module) -> list[tuple[str, list[Component]]]:
     return settings
 
 
-def _key(model: nn.Module, component: Component) -> EditKey:
-    return dict(named_blocks(model))[component.block], component.kind
+def _edit_keys(model: nn.Module, targets: Sequence[Component]) -> list[EditKey]:
+    """The (block module, kind) each target's edit is keyed by, in order."""
+    blocks = dict(named_blocks(model))
+    return [(blocks[c.block], c.kind) for c in targets]
 
 
 @torch.no_grad()
@@ -161,7 +163,7 @@ def record_contributions(model: nn.Module, x: torch.Tensor, targets: Sequence[Co
             return computed
         return keep
 
-    with editing_contributions({_key(model, c): recorder(c.name) for c in targets}):
+    with editing_contributions({key: recorder(c.name) for key, c in zip(_edit_keys(model, targets), targets)}):
         model(x)
     return recorded
 
@@ -229,7 +231,7 @@ def intervened(
         if source is None:
             raise InterventionError("Patching needs a source input to take the contributions from.")
         recorded = record_contributions(model, source, resolved)
-    edits = {_key(model, c): _replacement(c, mode, means, recorded) for c in resolved}
+    edits = {key: _replacement(c, mode, means, recorded) for key, c in zip(_edit_keys(model, resolved), resolved)}
     with editing_contributions(edits):
         yield resolved
 

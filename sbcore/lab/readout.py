@@ -40,9 +40,7 @@ class ReadoutAccuracy:
 def far_indices(canvases: SameDifferentCanvases, count: int, min_distance: int) -> list[int]:
     """The first ``count`` sample indices whose distance bin starts at ``min_distance`` px or further."""
     task = canvases.task
-    far_bins = [b for b in range(task.num_bins) if task.bin_edges[b] >= min_distance]
-    found = [i for i in range(len(canvases)) if (i // 2) % task.num_bins in far_bins]
-    return found[:count]
+    return canvases.indices_in_bins({b for b in range(task.num_bins) if task.bin_edges[b] >= min_distance})[:count]
 
 
 @torch.no_grad()

@@ -207,6 +207,10 @@ class SameDifferentCanvases(Dataset):
         canvas = (self.canvas(index) - self.task.mean) / self.task.std
         return canvas[None], self.placement(index).label
 
+    def indices_in_bins(self, bins: set[int]) -> list[int]:
+        """Indices of the samples whose distance bin is in ``bins``, in order (a tenth of the samples per bin)."""
+        return [i for i, b in enumerate(self.sample_groups()[0]) if b in bins]
+
     def sample_groups(self) -> tuple[list[int], list[str]]:
         """Distance bin of every sample, in index order, and the bins' names (``"distance 20-37 px"``)."""
         bins = [(i // 2) % self.task.num_bins for i in range(self.length)]
