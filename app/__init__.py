@@ -4,6 +4,6 @@
 page, a few functions per file, one per section); the small modules here hold what pages share:
 ``state`` (models), ``checkpoints`` (models from uploaded files), ``inputs`` (images), ``compute``
 (cached results), ``memory`` (results and widget values kept in the session), ``links`` (settings in
-the URL), ``guard`` (errors as one sentence), ``benchmark_lock`` (one benchmark at a time), ``tour``,
+the URL), ``guard`` (errors as one sentence), ``jobs`` (the compute scheduler), ``tour``,
 ``look``, ``plots``, ``widgets``.
 """

@@ -14,7 +14,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, the views import the app package
     sys.path.insert(0, str(_ROOT))
 
-from app import guard, links, look, memory, state  # noqa: E402
+from app import guard, jobs, links, look, memory, state  # noqa: E402
 from sbcore.runtime import keep_freed_memory, release_freed_memory  # noqa: E402
 
 _VIEWS = Path(__file__).resolve().parent / "views"
@@ -49,6 +49,7 @@ state.device_picker()
 look.presentation_switch()
 if state.user_models():
     st.sidebar.caption("Your checkpoints this session: " + ", ".join(state.user_models()))
+jobs.status_panel(state.loaded_models())
 try:
     with guard.page_guard(navigation.title):
         navigation.run()

@@ -6,12 +6,17 @@ model picker for the rest of the session.
 """
 from __future__ import annotations
 
+import itertools
+import os
+
 import streamlit as st
 import torch
 from torch import nn
 
 import sbcore
+from app import jobs
 from sbcore.models.registry import plain_counterpart
+from sbcore.scheduler import ByteBudgetCache
 
 DEFAULT_MODEL = "sb_resnet38.fmnist"
 _USER_MODELS = "user_models"
@@ -61,17 +66,30 @@ def model_names(untrained: bool = False) -> list[str]:
     return names
 
 
+VARIANTS = {"": "plain", "sb_": "SB", "nl_": "NL", "sbnl_": "SB+NL"}  # architecture prefix -> short name, in teaching order
+
+
+def _variant(name: str) -> str:
+    architecture = name.split(".")[0]
+    return architecture.removesuffix(plain_counterpart(architecture))
+
+
 def shipped_family(tag: str = "fmnist") -> list[str]:
     """The shipped models trained on one dataset (``*.fmnist``, ``*.samediff``) in teaching order: plain,
     spatial bias, non-local, both (at most four)."""
-    order = {"": 0, "sb_": 1, "nl_": 2, "sbnl_": 3}
-
-    def variant(name: str) -> str:
-        architecture = name.split(".")[0]
-        return architecture.removesuffix(plain_counterpart(architecture))
-
+    order = list(VARIANTS)
     names = sbcore.list_models(f"*.{tag}", pretrained=True)
-    return sorted(names, key=lambda n: (order.get(variant(n), 4), n))[:4]
+    return sorted(names, key=lambda n: (order.index(_variant(n)) if _variant(n) in order else 4, n))[:4]
+
+
+def variant_label(name: str) -> str:
+    """plain, SB, NL or SB+NL for a model of the four variants; the name itself otherwise."""
+    return VARIANTS.get(_variant(name), name)
+
+
+def seed_runs(name: str) -> list[str]:
+    """The shipped other-seed runs of ``name`` (``NAME-s1``, ``NAME-s2``, ...), in seed order."""
+    return sorted(sbcore.list_models(f"{name}-s*", pretrained=True))
 
 
 def is_untrained(name: str) -> bool:
@@ -84,9 +102,25 @@ def model_label(name: str) -> str:
     return f"{name} (untrained)" if is_untrained(name) else name
 
 
-@st.cache_resource(show_spinner="Loading model…", max_entries=24)
+def model_bytes(model: nn.Module) -> int:
+    """Bytes of a model's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
+
+
+@st.cache_resource
+def loaded_models() -> ByteBudgetCache:
+    """Shipped and untrained models shared by every session, least recently used first out past
+    ``SBE_MODEL_CACHE_MB`` (default 1024) of weights."""
+    return ByteBudgetCache(int(os.environ.get("SBE_MODEL_CACHE_MB", "1024")) * 2**20, size_of=model_bytes, largest=0.5)
+
+
 def _registered_model(name: str, device: str) -> nn.Module:
-    return sbcore.resolve_model(name).to(device).eval()
+    found, model = loaded_models().get((name, device))
+    if not found:  # built as a job: sessions asking at once share one build
+        model = jobs.compute("model", (name, device), lambda report: sbcore.resolve_model(name).to(device).eval(),
+                             f"Loading {name}", cache=False)
+        loaded_models().put((name, device), model)
+    return model
 
 
 def get_model(name: str) -> nn.Module:

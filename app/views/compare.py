@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 from torch import nn
 
-from app import compute, inputs, links, look, memory, plots, state, tour, widgets
+from app import compute, inputs, jobs, links, look, memory, plots, state, tour, widgets
 from sbcore import analysis
 from sbcore.images import model_view
 
@@ -81,20 +81,29 @@ def settings_panel(models: dict[str, nn.Module], image, picked: inputs.ImageInpu
 
 
 def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, settings: dict, signature: tuple) -> None:
-    """Attribute with every model, one step per model, keeping what is done if the run is stopped."""
+    """Queue every model's attribution at once (the server runs them side by side when it has the cores), then
+    collect them one step per model, keeping what is done if the run is stopped."""
+    tickets = {name: compute.attribution_job(model, state.model_key(name), picked.data, settings["invert"],
+                                             settings["method"], settings["target"], settings["stage"],
+                                             settings["baseline"], settings["smoothgrad"])
+               for name, model in models.items()}
     results = {}
-    with memory.Run(PAGE, len(models), "Attributing") as run:
-        for name, model in models.items():
-            run.step(f"{name} ({run.done + 1} of {len(models)})")
-            key = state.model_key(name)
-            results[name] = (
-                compute.predictions(model, key, picked.data, settings["invert"]),
-                compute.attribution(model, key, picked.data, settings["invert"], settings["method"], settings["target"],
-                                    settings["stage"], settings["baseline"], settings["smoothgrad"]),
-                compute.familiarity(model, name, picked.data, settings["invert"]),
-            )
-            run.advance()
-            memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False, extra={"image": picked, **settings}))
+    try:
+        with memory.Run(PAGE, len(models), "Attributing") as run:
+            for name, model in models.items():
+                run.step(f"{name} ({run.done + 1} of {len(models)})")
+                key = state.model_key(name)
+                results[name] = (
+                    compute.predictions(model, key, picked.data, settings["invert"]),
+                    jobs.wait(tickets[name], f"Attributing with {name}", cancel_on_leave=True),
+                    compute.familiarity(model, name, picked.data, settings["invert"]),
+                )
+                run.advance()
+                memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
+                                                    extra={"image": picked, **settings}))
+    finally:
+        for ticket in tickets.values():  # those a stopped run never waited for
+            ticket.cancel()
     memory.remember(PAGE, memory.Stored(signature, results, seconds=run.seconds, extra={"image": picked, **settings}))
 
 

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
 
-from app import compute, inputs, intervention_panel, links, memory, plots, state, tour
+from app import compute, inputs, intervention_panel, jobs, links, memory, plots, state, tour
 from sbcore.data import FASHION_MNIST_CLASSES
 from sbcore.lab import probe, results
 from sbcore.lab.readout import SUM_OF_ITEMS_BOUND
@@ -27,6 +27,10 @@ ITEM_NAMES = {kind: FASHION_MNIST_CLASSES[kind] for kind in DEFAULT_TASK.item_cl
 ITEMS_PER_CLASS = 8
 LOW, HIGH = DEFAULT_TASK.item_size // 2, DEFAULT_TASK.canvas_size - DEFAULT_TASK.item_size // 2
 DIRECTIONS = {"right": (0, 1), "down": (1, 0), "down-right": (1, 1)}
+REACH_LABEL_Y = 108  # above the 100% curves and their intervals
+PAIRS_PER_TYPE = 25  # the probe's many-pairs accuracy: 100 pairs
+SWEEP_PAIRS_PER_TYPE = 15  # per sweep distance: 60 pairs
+SWEEP_ACCURACY_STEP = 8  # px between the sweep's many-pairs points
 
 
 def header() -> None:
@@ -65,7 +69,7 @@ def meaning(curve: results.DistanceAccuracy) -> str:
 
 
 def accuracy_by_distance(names: list[str]) -> None:
-    st.subheader("Accuracy by distance (test set, seed 0)")
+    st.subheader("Accuracy by distance (test set)")
     figure, rows, sentences = go.Figure(), [], []
     x = DEFAULT_TASK.bin_centres
     far = None
@@ -73,33 +77,41 @@ def accuracy_by_distance(names: list[str]) -> None:
         model = state.get_model(name)
         curve = results.distance_accuracy(model)
         far = results.reach(model)[1]
+        label = state.variant_label(name)
         lower = [a - low for a, (low, _) in zip(curve.accuracy, curve.ci95)]
         upper = [high - a for a, (_, high) in zip(curve.accuracy, curve.ci95)]
         figure.add_trace(go.Scatter(
-            x=x, y=curve.accuracy, mode="lines+markers", name=name, line_color=colour,
+            x=x, y=curve.accuracy, mode="lines+markers", name=label, line_color=colour, legendgroup=label,
             error_y=dict(type="data", array=upper, arrayminus=lower, visible=True),
         ))
+        for seed_name in state.seed_runs(name):
+            figure.add_trace(go.Scatter(
+                x=x, y=results.distance_accuracy(state.get_model(seed_name)).accuracy, mode="markers",
+                name=f"{label}, other seeds", legendgroup=label, showlegend=seed_name.endswith("-s1"),
+                marker=dict(color=colour, symbol="circle-open", size=9), hovertext=seed_name,
+            ))
         rows += [{"model": name, "distance bin": b.removeprefix("distance "), "bin centre (px)": c,
                   "accuracy (%)": a, "95% low": low, "95% high": high, "samples": n}
                  for b, c, a, (low, high), n in zip(curve.bins, x, curve.accuracy, curve.ci95, curve.samples)]
-        sentences.append(f"- **{name}** ({curve.overall:.1f}% overall): {meaning(curve)}")
+        sentences.append(f"- **{label}** (`{name}`, {curve.overall:.1f}% overall): {meaning(curve)}")
     figure.add_hline(y=50, line_dash="dash", line_color="grey", annotation_text="chance")
     if far is not None:
         figure.add_shape(type="line", x0=far, x1=DEFAULT_TASK.bin_edges[-1], y0=SUM_OF_ITEMS_BOUND,
                          y1=SUM_OF_ITEMS_BOUND, line=dict(color="firebrick", dash="dash"))
         figure.add_annotation(x=far, y=SUM_OF_ITEMS_BOUND, xanchor="right", yanchor="bottom", showarrow=False,
                               text=f"beyond reach, a sum of items gets at most {SUM_OF_ITEMS_BOUND:.0f}%")
-        figure.add_vline(x=far, line_dash="dot", annotation_text=f"plain reach: {far} px")
+        reach_line(figure, far, REACH_LABEL_Y)
     figure.update_layout(
         xaxis_title="distance between item centres (px, Chebyshev)", yaxis_title="accuracy (%)",
-        yaxis_range=[30, 102], height=380, margin=dict(l=0, r=0, t=10, b=0), legend=dict(orientation="h", y=-0.25),
+        yaxis_range=[30, REACH_LABEL_Y + 4], height=400, margin=dict(l=0, r=0, t=30, b=0),
+        legend=dict(orientation="h", y=1.02, yanchor="bottom"),
     )
     frame = pd.DataFrame(rows)
     plots.show_chart(figure, "gc_accuracy", "global_context_accuracy_by_distance", frame)
     st.markdown("\n".join(sentences))
     if far is not None:
         st.caption(f"From {far} px on (dotted line), no unit of the plain model's convolutional path sees both items. "
-                   "Bars: Wilson 95% intervals per bin.")
+                   "Bars: Wilson 95% intervals per bin of the shipped (seed 0) run; open circles: the other seeds' runs.")
     with st.expander("Numbers"):
         st.dataframe(frame, hide_index=True)
 
@@ -223,51 +235,121 @@ def live_probe(names: list[str]) -> None:
         return
     distance = max(abs(centre_a[0] - centre_b[0]), abs(centre_a[1] - centre_b[1]))
     canvas = probe.place_pair(item_a.pixels, item_b.pixels, centre_a, centre_b).numpy()
-    picture, table = st.columns([1, 2])
+    picture, table = st.columns([1, 3])
     picture.image(enlarge(canvas, 2), caption=f"canvas, centres {distance} px apart (Chebyshev)", width=256)
-    frame = pd.DataFrame([
-        {"model": name, "P(same)": compute.same_probability(state.get_model(name), state.model_key(name), canvas)}
-        for name in names
-    ])
+    frame = pd.DataFrame([probe_row(name, canvas, centre_a, centre_b) for name in names])
     ablated = intervention_panel.probe_under_intervention(canvas)
     if ablated is not None:
-        frame = pd.concat([frame, pd.DataFrame([{"model": ablated[0], "P(same)": ablated[1]}])], ignore_index=True)
+        frame = pd.concat([frame, pd.DataFrame([{"model": ablated[0], "your pair: P(same)": ablated[1]}])],
+                          ignore_index=True)
     with table:
         st.dataframe(frame, hide_index=True, column_config={
-            "P(same)": st.column_config.ProgressColumn("P(same)", min_value=0.0, max_value=1.0, format="%.3f")})
-        st.caption("The same classes are trousers+trousers or bag+bag; above 0.5 the model answers \"same\".")
+            "your pair: P(same)": st.column_config.ProgressColumn("your pair: P(same)", min_value=0.0, max_value=1.0,
+                                                                  format="%.3f")})
+        st.caption(
+            "Your pair, then the four pair types at the same two positions (P(same); ✓ right, ✗ wrong: same is "
+            f"trouser+trouser or bag+bag, above 0.5 the model answers \"same\"), then the accuracy over "
+            f"{4 * PAIRS_PER_TYPE} test pairs ({PAIRS_PER_TYPE} of each type) at these positions, with its 95% "
+            "interval: one pair can be right by luck, a hundred cannot."
+        )
     sweep(names, item_a, item_b, centre_a)
+
+
+def four_pairs(centre_a: tuple[int, int], centre_b: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The four pair types (two different test items of each class) placed at the two centres: name -> canvas."""
+    test = compute.same_different_test()
+    first, second = ([int(i) for i in pool[:2]] for pool in test.pools)
+    items = {(0, 0): (first[0], first[1]), (1, 1): (second[0], second[1]), (0, 1): (first[0], second[0]),
+             (1, 0): (second[0], first[0])}
+    return {probe.pair_name(kind): probe.place_pair(test.items[a], test.items[b], centre_a, centre_b).numpy()
+            for kind, (a, b) in ((kind, items[kind]) for kind in probe.pair_types())}
+
+
+def probe_row(name: str, canvas: np.ndarray, centre_a: tuple[int, int], centre_b: tuple[int, int]) -> dict:
+    """One model's probe: P(same) of the user's pair and of the four pair types, and the many-pairs accuracy."""
+    model, key = state.get_model(name), state.model_key(name)
+    row = {"model": state.variant_label(name), "your pair: P(same)": compute.same_probability(model, key, canvas)}
+    for pair, pair_canvas in four_pairs(centre_a, centre_b).items():
+        same = len(set(pair.split("+"))) == 1
+        value = compute.same_probability(model, key, pair_canvas)
+        row[pair] = f"{value:.2f} {'✓' if (value > 0.5) == same else '✗'}"
+    accuracy = compute.pair_accuracy(model, key, centre_a, centre_b, PAIRS_PER_TYPE)
+    low, high = accuracy.ci95
+    row[f"accuracy, {accuracy.total} pairs"] = f"{accuracy.accuracy:.0f}% [{low:.0f}, {high:.0f}]"
+    return row
 
 
 def sweep(names: list[str], item_a: ProbeItem, item_b: ProbeItem, centre_a: tuple[int, int]) -> None:
     direction = st.radio("Sweep direction (item b moves away from item a)", list(DIRECTIONS), horizontal=True,
                          key="gc_direction")
     settings = (item_a, item_b, centre_a, direction, state.current_device(), tuple(names))
+    limit = probe.sweep_limit(centre_a, DIRECTIONS[direction])
     if st.button("Sweep distance", type="primary", key="gc_sweep_run"):
-        with st.spinner("Sweeping…"):
-            curves = {name: compute.distance_sweep(state.get_model(name), state.model_key(name), item_a.pixels,
-                                                   item_b.pixels, centre_a, DIRECTIONS[direction])
-                      for name in names}
-        memory.remember(PAGE, memory.Stored(settings, curves))
+        distances = tuple(range(DEFAULT_TASK.item_size, limit + 1, SWEEP_ACCURACY_STEP))
+        tickets = {name: compute.sweep_job(state.get_model(name), state.model_key(name), item_a.pixels, item_b.pixels,
+                                           centre_a, DIRECTIONS[direction], distances, SWEEP_PAIRS_PER_TYPE)
+                   for name in names}  # all queued at once: the server runs them side by side
+        done = {name: jobs.wait(ticket, f"Sweeping {state.variant_label(name)}", cancel_on_leave=True)
+                for name, ticket in tickets.items()}
+        curves = {name: value[0] for name, value in done.items()}
+        accuracy = {name: value[1] for name, value in done.items()}
+        memory.remember(PAGE, memory.Stored(settings, curves, extra={"accuracy": accuracy, "limit": limit}))
     show_sweep(names, settings)
 
 
 def show_sweep(names: list[str], settings: Hashable) -> None:
-    """The last sweep's P(same) curves, marked stale when made with other ``settings``."""
+    """The last sweep's P(same) curves and many-pairs accuracy, marked stale when made with other ``settings``."""
     stored = memory.recall(PAGE)
     if stored is None:
         return
     memory.show_freshness(stored, settings, "Sweep distance")
+    far = results.reach(state.get_model(names[0]))[1]
+    largest = DEFAULT_TASK.canvas_size - DEFAULT_TASK.item_size
+    if stored.extra["limit"] < largest - SWEEP_ACCURACY_STEP:  # a few px short of the corner is not worth a note
+        st.caption(f":material/info: The sweep stops at {stored.extra['limit']} px: further along this direction item b "
+                   f"would leave the canvas. Move item a towards the opposite edge to sweep up to {largest} px.")
+    curves, accuracy = st.columns(2)
     figure, rows = go.Figure(), []
     for colour, (name, (distances, probabilities)) in zip(cycle(qualitative.D3), stored.value.items()):
-        figure.add_trace(go.Scatter(x=distances, y=probabilities, mode="lines", name=name, line_color=colour))
+        figure.add_trace(go.Scatter(x=distances, y=probabilities, mode="lines", name=state.variant_label(name),
+                                    line_color=colour))
         rows += [{"model": name, "distance (px)": d, "P(same)": p} for d, p in zip(distances, probabilities)]
-    far = results.reach(state.get_model(names[0]))[1]
-    figure.add_vline(x=far, line_dash="dot", annotation_text=f"plain reach: {far} px")
+    reach_line(figure, far, 1.08)
     figure.add_hline(y=0.5, line_dash="dash", line_color="grey")
-    figure.update_layout(xaxis_title="distance between item centres (px)", yaxis_title="P(same)", yaxis_range=[0, 1],
-                         height=340, margin=dict(l=0, r=0, t=10, b=0), legend=dict(orientation="h", y=-0.25))
-    plots.show_chart(figure, "gc_sweep_chart", "global_context_sweep", pd.DataFrame(rows))
+    figure.update_layout(xaxis_title="distance between item centres (px)", yaxis_title="P(same), your pair",
+                         yaxis_range=[0, 1.15], height=340, margin=dict(l=0, r=0, t=30, b=0),
+                         legend=dict(orientation="h", y=1.02, yanchor="bottom"))
+    with curves:
+        plots.show_chart(figure, "gc_sweep_chart", "global_context_sweep", pd.DataFrame(rows))
+    figure, rows = go.Figure(), []
+    for colour, (name, points) in zip(cycle(qualitative.D3), stored.extra["accuracy"].items()):
+        x = [d for d, _ in points]
+        y = [a.accuracy for _, a in points]
+        figure.add_trace(go.Scatter(
+            x=x, y=y, mode="lines+markers", name=state.variant_label(name), line_color=colour,
+            error_y=dict(type="data", visible=True, array=[a.ci95[1] - a.accuracy for _, a in points],
+                         arrayminus=[a.accuracy - a.ci95[0] for _, a in points])))
+        rows += [{"model": name, "distance (px)": d, "accuracy (%)": a.accuracy, "95% low": a.ci95[0],
+                  "95% high": a.ci95[1], "pairs": a.total} for d, a in points]
+    reach_line(figure, far, REACH_LABEL_Y)
+    figure.add_hline(y=50, line_dash="dash", line_color="grey")
+    figure.update_layout(xaxis_title="distance between item centres (px)",
+                         yaxis_title=f"accuracy over {4 * SWEEP_PAIRS_PER_TYPE} test pairs (%)",
+                         yaxis_range=[0, REACH_LABEL_Y + 6], height=340, margin=dict(l=0, r=0, t=30, b=0),
+                         legend=dict(orientation="h", y=1.02, yanchor="bottom"))
+    with accuracy:
+        plots.show_chart(figure, "gc_sweep_accuracy", "global_context_sweep_accuracy", pd.DataFrame(rows))
+    st.caption("Left: P(same) for your pair as item b moves away. Right: accuracy over "
+               f"{4 * SWEEP_PAIRS_PER_TYPE} test pairs (all four pair types, the same pairs at every distance) along "
+               "the same path, with Wilson 95% intervals: where the plain model drops to 50%, it no longer tells "
+               "same from different, whatever one pair shows.")
+
+
+def reach_line(figure: go.Figure, far: int, label_y: float) -> None:
+    """The plain model's reach as a dotted vertical line, labelled above the curves at ``label_y``."""
+    figure.add_vline(x=far, line_dash="dot")
+    figure.add_annotation(x=far, y=label_y, text=f"plain reach: {far} px", showarrow=False, xanchor="left",
+                          bgcolor="rgba(255,255,255,0.8)")
 
 
 def links_out() -> None:

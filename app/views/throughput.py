@@ -11,8 +11,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app import memory, plots, state
-from app.benchmark_lock import benchmark_slot, sessions_measuring
+from app import jobs, memory, plots, state
 from sbcore import analysis, create_model, list_models
 from sbcore.analysis.budget import estimate_benchmark
 from sbcore.analysis.throughput import format_ratio
@@ -28,7 +27,6 @@ PRESETS = {
 SMALL_SIDE = 64  # below this, per-call overheads rather than FLOPs decide the speed
 MEMORY_BUDGET_MB = 1024.0  # weights and activations of one click; the server's whole process stays under 1.5 GB
 TIME_BUDGET_S = 90.0  # longest a click may measure
-WAIT_TIMEOUT_S = 180.0  # longest a session waits for another session's benchmark
 BUSY_SHARE = 0.25  # other processes using more than this share of the cores makes the numbers suspect
 WIDE_INTERVAL = 0.10  # a ratio interval wider than 10% of the ratio is too uncertain to read
 PAGE = "speed"  # app.memory keeps the last measurement under this name
@@ -100,34 +98,31 @@ def fit_budget(settings: dict) -> dict | None:
 
 
 def run_benchmark(settings: dict, requested: dict) -> bool:
-    """Measure ``settings`` with the server's benchmark slot held and remember the rows as the answer to the
+    """Measure ``settings`` as an exclusive job of the server's scheduler (nothing else runs meanwhile, so
+    sessions never time their models against each other's work) and remember the rows as the answer to the
     controls' ``requested`` settings (``settings`` may have fewer batch sizes). False, with an error shown,
     when it could not."""
-    notice = st.empty()
-    with benchmark_slot(notice.info, WAIT_TIMEOUT_S) as acquired:
-        notice.empty()
-        if not acquired:
-            st.error("Another session's benchmark is still running; press Run benchmark again in a minute.")
-            return False
-        crowd = sessions_measuring() - 1  # sessions that queued behind this one
-        load = os.getloadavg()[0] / (os.cpu_count() or 1)
-        progress = st.progress(0.0, text="Building and warming up the models…")
-        try:
-            builders = {name: partial(create_model, name, in_chans=settings["input_size"][0])
-                        for name in settings["models"]}
-            rows = analysis.measure_throughput(
-                builders, settings["batch_sizes"], settings["input_size"], device=settings["device"],
-                dtype=settings["dtype"], channels_last=settings["channels_last"], compile=settings["compile"],
-                min_run_time=settings["min_run_time"], rounds=settings["rounds"],
-                progress=lambda done, total: progress.progress(done / total, text=f"Measured {done} of {total} turns"),
-            )
-        except (SBCoreError, RuntimeError, ValueError, MemoryError) as error:
-            st.error(f"The benchmark stopped: {str(error).splitlines()[0] if str(error) else type(error).__name__}.")
-            return False
-        finally:
-            progress.empty()
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    progress = st.progress(0.0, text="Waiting for the machine…")
+
+    def measure(report: jobs.Report) -> list[analysis.ThroughputRow]:
+        builders = {name: partial(create_model, name, in_chans=settings["input_size"][0]) for name in settings["models"]}
+        return analysis.measure_throughput(
+            builders, settings["batch_sizes"], settings["input_size"], device=settings["device"],
+            dtype=settings["dtype"], channels_last=settings["channels_last"], compile=settings["compile"],
+            min_run_time=settings["min_run_time"], rounds=settings["rounds"], progress=report)
+
+    try:
+        rows = jobs.compute("benchmark", (repr(sorted(settings.items())),), measure, "Benchmark", exclusive=True,
+                            cache=False, cancel_on_leave=True, progress=lambda done, total: progress.progress(
+                                done / total, text=f"Measured {done} of {total} turns"))
+    except (SBCoreError, RuntimeError, ValueError, MemoryError) as error:
+        st.error(f"The benchmark stopped: {str(error).splitlines()[0] if str(error) else type(error).__name__}.")
+        return False
+    finally:
+        progress.empty()
     memory.remember(PAGE, memory.Stored(requested, rows, extra={
-        "measured": settings, "load_per_core": load, "queued": crowd, "finished": time.strftime("%H:%M:%S")}))
+        "measured": settings, "load_per_core": load, "finished": time.strftime("%H:%M:%S")}))
     return True
 
 
@@ -153,8 +148,6 @@ def warnings_ui(stored: memory.Stored) -> bool:
         reasons.append(f"other processes used {share:.0%} of the cores while it ran")
     if extra["load_per_core"] > 1.0:
         reasons.append(f"the load average was {extra['load_per_core']:.1f} per core when it started")
-    if extra["queued"] > 0:
-        reasons.append(f"{extra['queued']} other session(s) were waiting to measure")
     wide = [f"{r.model} at batch {r.batch_size}" for r in rows for value, ci in
             ((r.vs_baseline, r.vs_baseline_ci), (r.vs_non_local, r.vs_non_local_ci))
             if value and ci and value != 1.0 and (ci[1] - ci[0]) > WIDE_INTERVAL * value]

@@ -18,9 +18,12 @@ LAB = sbcore.list_models("*.samediff", pretrained=True)
 pytestmark = pytest.mark.skipif(len(LAB) < 4, reason="the four lab models are not shipped")
 
 
+def _probe_table(at):
+    return next(d.value for d in at.dataframe if "your pair: P(same)" in d.value.columns)
+
+
 def _p_same(at) -> list[float]:
-    frame = next(d.value for d in at.dataframe if "P(same)" in d.value.columns)
-    return [float(p) for p in frame["P(same)"]]
+    return [float(p) for p in _probe_table(at)["your pair: P(same)"]]
 
 
 def test_page_shows_curves_probe_and_sweep(open_page):
@@ -29,33 +32,57 @@ def test_page_shows_curves_probe_and_sweep(open_page):
     assert not at.error, [e.value for e in at.error]
     assert at.title[0].value == "Global context"
 
-    # accuracy by distance: one curve per lab model, read from the real metadata
+    # accuracy by distance: one curve per lab model, read from the real metadata, named by its variant; the
+    # other seeds' runs as points
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     traces = {t["name"]: t for t in charts[0]["data"]}
-    assert set(traces) == set(LAB)
-    for name in LAB:
+    family = state.shipped_family("samediff")
+    assert {"plain", "SB", "NL", "SB+NL"} <= set(traces)
+    for name, label in zip(family, ("plain", "SB", "NL", "SB+NL")):
         curve = results.distance_accuracy(sbcore.create_model(name, pretrained=True))
-        assert traces[name]["y"] == pytest.approx(curve.accuracy)
-        assert any(m.value.find(f"**{name}**") >= 0 for m in at.markdown)
+        assert traces[label]["y"] == pytest.approx(curve.accuracy)
+        assert any(m.value.find(f"**{label}** (`{name}`") >= 0 for m in at.markdown)
+        seeds = [t for t in charts[0]["data"] if t.get("hovertext") in state.seed_runs(name)]
+        assert len(seeds) == len(state.seed_runs(name))
+        for seed in seeds:
+            seed_curve = results.distance_accuracy(sbcore.create_model(seed["hovertext"], pretrained=True))
+            assert seed["y"] == pytest.approx(seed_curve.accuracy)
+    assert charts[0]["layout"]["legend"]["y"] > 1  # above the chart, not below the fold
     numbers = next(d.value for d in at.dataframe if "accuracy (%)" in d.value.columns)
     assert set(numbers["model"]) == set(LAB) and len(numbers) == 4 * 5
 
-    # live probe: moving item b changes P(same)
+    # live probe: the user's pair, the four pair types and the many-pairs accuracy per model
+    table = _probe_table(at)
+    assert list(table["model"]) == ["plain", "SB", "NL", "SB+NL"]
+    for pair in ("Trouser+Trouser", "Bag+Bag", "Trouser+Bag", "Bag+Trouser"):
+        assert all(cell[-1] in "✓✗" and 0 <= float(cell.split()[0]) <= 1 for cell in table[pair])
     before = _p_same(at)
     assert len(before) == 4 and all(0 <= p <= 1 for p in before)
-    at.slider(key="gc_item_b_col").set_value(110).run()
+    at.slider(key="gc_item_b_col").set_value(110).run()  # 96 px apart: beyond the plain model's reach
     assert not at.exception, at.exception
     after = _p_same(at)
     assert after != before
+    test = compute.same_different_test()
+    expected = probe.pair_accuracy(sbcore.create_model(family[0], pretrained=True), test.items, test.pools, (64, 14),
+                                   (64, 110), per_type=25)
+    assert _probe_table(at)["accuracy, 100 pairs"].iloc[0] == (
+        f"{expected.accuracy:.0f}% [{expected.ci95[0]:.0f}, {expected.ci95[1]:.0f}]")
 
-    # sweep: one P(same) curve per model against distance
+    # sweep: P(same) of the user's pair and accuracy over many pairs against distance, per model
     at.button(key="gc_sweep_run").click().run()
     assert not at.exception, at.exception
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert len(charts) == 2
+    assert len(charts) == 3
     sweep = {t["name"]: t for t in charts[1]["data"]}
-    assert set(sweep) == set(LAB)
+    assert set(sweep) == {"plain", "SB", "NL", "SB+NL"}
     assert all(len(t["y"]) > 10 and all(0 <= p <= 1 for p in t["y"]) for t in sweep.values())
+    accuracy = {t["name"]: t for t in charts[2]["data"]}
+    assert set(accuracy) == set(sweep) and all(0 <= a <= 100 for t in accuracy.values() for a in t["y"])
+    assert not any("The sweep stops at" in c.value for c in at.caption)  # right from (64, 14): 104 of 108 px
+
+    at.radio(key="gc_direction").set_value("down-right").run()
+    at.button(key="gc_sweep_run").click().run()
+    assert any("The sweep stops at 54 px" in c.value for c in at.caption)
 
 
 def _png(image: Image.Image) -> bytes:
@@ -143,9 +170,9 @@ def test_a_broken_upload_says_why_and_keeps_the_other_item_the_positions_and_the
     assert len(at.error) == 1
     assert "noise.png" in at.error[0].value and "not an image" in at.error[0].value
     assert _probe_state(at) == {**kept, "gc_item_b_source": "upload"}
-    assert not any("P(same)" in d.value.columns for d in at.dataframe)  # no canvas that is not the one asked for
+    assert not any("your pair: P(same)" in d.value.columns for d in at.dataframe)  # no canvas that is not the one asked for
     assert any("press Sweep distance" in c.value for c in at.caption)  # the sweep is kept, marked stale
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 3  # accuracy by distance and both sweep charts
 
     at.radio(key="gc_item_b_source").set_value("sample").run()
     assert not at.exception, at.exception
@@ -179,7 +206,7 @@ def test_a_deep_link_restores_an_intervention_and_measuring_it_shows_the_ablated
     assert not at.exception, at.exception
     assert at.session_state["gc_iv_model"] == "sb_lab_resnet14.samediff"
     assert at.session_state["gc_iv_blocks"] == ["layer1.0"] and at.session_state["gc_iv_mode"] == "zero"
-    probe_models = list(next(d.value for d in at.dataframe if "P(same)" in d.value.columns)["model"])
+    probe_models = list(_probe_table(at)["model"])
     assert probe_models[-1] == "sb_lab_resnet14.samediff, SB layer1.0 off (zero)"
 
     at.button(key="gc_iv_run").click().run()

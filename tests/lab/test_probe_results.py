@@ -9,7 +9,8 @@ from PIL import Image
 from sbcore import create_model
 from sbcore.errors import SBCoreError
 from sbcore.lab.probe import (
-    distance_sweep, item_from_array, item_from_image, place_pair, same_probability, sweep_positions,
+    distance_sweep, draw_pairs, item_from_array, item_from_image, pair_accuracy, pair_types, place_pair,
+    same_probability, sweep_accuracy, sweep_limit, sweep_positions,
 )
 from sbcore.lab.results import distance_accuracy, seed_run
 from sbcore.lab.same_different import DEFAULT_TASK
@@ -77,3 +78,35 @@ def test_distance_results_read_the_checkpoint_and_summarise_the_seeds():
     result = distance_accuracy(model)
     assert result.seeds == [0, 1, 2] and result.seed_mean == [70.0, 80.0] and result.seed_std == [10.0, 0.0]
     assert result.overall_seed_mean == 75.0 and result.overall_seed_std == 5.0
+
+
+def test_test_pairs_cover_the_four_pair_types_with_two_different_items_of_the_right_classes():
+    pools = [np.arange(0, 10), np.arange(10, 20)]  # items of the first and second class
+    pairs = draw_pairs(pools, per_type=6, seed=3)
+    assert [kind for kind, _, _ in pairs] == [k for k in range(4) for _ in range(6)]
+    for kind, a, b in pairs:
+        first, second = pair_types()[kind]
+        assert a in pools[first] and b in pools[second] and a != b
+    assert pairs == draw_pairs(pools, per_type=6, seed=3) and pairs != draw_pairs(pools, per_type=6, seed=4)
+
+
+def test_many_pairs_show_the_plain_model_at_chance_beyond_its_reach_and_spatial_bias_right():
+    from sbcore.data import load_dataset
+
+    test = load_dataset("same-different").test
+    plain = create_model("lab_resnet14.samediff", pretrained=True)
+    sb = create_model("sb_lab_resnet14.samediff", pretrained=True)
+    near = pair_accuracy(plain, test.items, test.pools, (64, 14), (64, 44), per_type=20)
+    far = pair_accuracy(plain, test.items, test.pools, (64, 14), (64, 118), per_type=20)
+    assert near.total == far.total == 80 and set(far.by_type) == {"Trouser+Trouser", "Bag+Bag", "Trouser+Bag",
+                                                                  "Bag+Trouser"}
+    assert near.ci95[0] > 75 and far.ci95[0] <= 50 <= far.ci95[1]
+    assert pair_accuracy(sb, test.items, test.pools, (64, 14), (64, 118), per_type=20).ci95[0] > 75
+    points = sweep_accuracy(plain, test.items, test.pools, (64, 14), (0, 1), [30, 104, 300], per_type=5)
+    assert [d for d, _ in points] == [30, 104]  # 300 px would leave the canvas
+
+
+def test_the_sweep_limit_is_where_item_b_reaches_the_canvas_edge():
+    assert sweep_limit((64, 14), (0, 1)) == 104
+    assert sweep_limit((64, 14), (1, 1)) == 54  # the row reaches the bottom edge first
+    assert sweep_positions((64, 14), (1, 1), [54, 55]) == [(118, 68)]

@@ -1,0 +1,265 @@
+"""A class on one server: start the app on loopback and drive N browser sessions through the tour at once.
+
+Each session is a real browser context (headless Chromium through Playwright's async API, one browser, a small
+viewport) and follows the teacher's tour with page switches through the sidebar, so it stays one Streamlit
+session: landing page, Explore with a sample, Explore with an upload of its own (a different Fashion-MNIST test
+image per session), Global context (the probe, then a distance sweep), Compare with Integrated Gradients on the
+shared default (four Fashion-MNIST models), and the effective receptive field's default. Sessions arrive spread
+over ``--ramp`` seconds.
+
+Prints p50 / p95 / max latency per action, errors and lost results (an expected result that never appeared),
+the server's peak resident memory and CPU time, and writes everything as JSON.
+
+    python benchmarks/classroom_load.py --sessions 30 --out benchmarks/classroom_load.json
+    SBE_THREADS=2x1 python benchmarks/classroom_load.py --sessions 10   # the server's thread policy
+
+The browser runs on the same machine as the server and competes with it for the cores; the JSON records the
+server's CPU time, so the rest of the wall time can be told apart.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from PIL import Image
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+from playwright.async_api import async_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tools.screenshots import CHROMIUM, CHROMIUM_ARGS, free_port, start_server  # noqa: E402
+
+FMNIST_TEST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+MAX_SESSIONS = 40
+ACTIONS = ("landing", "explore sample", "explore upload", "global context", "sweep", "compare IG", "erf")
+RUNNING = '[data-testid="stStatusWidget"]'
+SETTLED = (
+    "() => !document.querySelector('[data-testid=\"stStatusWidget\"], [data-stale=\"true\"], "
+    "[data-testid=\"stSkeleton\"], [data-testid=\"stSkeletonElement\"]')"
+)
+BROKEN = ("Something went wrong", "Traceback")
+
+
+def upload_images(count: int, folder: Path) -> list[Path]:
+    """``count`` different 28x28 PNGs: Fashion-MNIST test images 100, 101, ... (samples when the set is absent)."""
+    paths = []
+    if FMNIST_TEST.is_file():
+        pixels = gzip.decompress(FMNIST_TEST.read_bytes())[16:]
+        for index in range(count):
+            start = (100 + index) * 784
+            path = folder / f"upload_{index:02d}.png"
+            Image.frombytes("L", (28, 28), pixels[start:start + 784]).save(path)
+            paths.append(path)
+        return paths
+    samples = sorted((ROOT / "assets" / "samples").glob("fmnist_*.png"))
+    for index in range(count):
+        image = Image.open(samples[index % len(samples)]).rotate(90 * (index // len(samples)))
+        path = folder / f"upload_{index:02d}.png"
+        image.save(path)
+        paths.append(path)
+    return paths
+
+
+class ServerWatch:
+    """Samples the server process's resident memory every 0.2 s (found by its port on the command line)."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.peak_mb, self.pid = str(port), 0.0, None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _find(self) -> int | None:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    arguments = (entry / "cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if b"streamlit" in b" ".join(arguments) and self.port.encode() in arguments:
+                    return int(entry.name)
+        return None
+
+    def rss_mb(self) -> float:
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except (OSError, TypeError):
+            pass
+        return 0.0
+
+    def cpu_seconds(self) -> float:
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, TypeError, IndexError):
+            return 0.0
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            self.pid = self.pid or self._find()
+            self.peak_mb = max(self.peak_mb, self.rss_mb())
+
+    def __enter__(self) -> ServerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def settle(page, timeout_ms: float) -> None:
+    """Wait for the rerun an action triggered to start (if it does within 2 s) and for the page to settle."""
+    try:
+        await page.wait_for_selector(RUNNING, timeout=2_000)
+    except PlaywrightTimeoutError:
+        pass
+    await page.wait_for_function(SETTLED, timeout=timeout_ms)
+
+
+async def session(number: int, browser, url: str, upload: Path, delay: float, timeout_ms: float,
+                  viewport: dict[str, int]) -> dict:
+    """One student's tour; returns seconds per action and the errors met."""
+    await asyncio.sleep(delay)
+    context = await browser.new_context(viewport=viewport)
+    page = await context.new_page()
+    times: dict[str, float] = {}
+    errors: list[str] = []
+
+    async def step(action: str, do, expect: str, button: bool = False) -> None:
+        started = time.monotonic()
+        try:
+            await do()
+            shown = page.get_by_role("button", name=expect, exact=True) if button else page.get_by_text(expect)
+            await shown.first.wait_for(timeout=timeout_ms)
+            await settle(page, timeout_ms)
+            times[action] = time.monotonic() - started
+            body = await page.inner_text("body")
+            errors.extend(f"{action}: {text}" for text in BROKEN if text in body)
+        except PlaywrightTimeoutError:
+            errors.append(f"{action}: lost result ('{expect}' did not appear within {timeout_ms / 1000:.0f} s)")
+
+    def nav(title: str):
+        return lambda: page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+
+    def click(name: str):
+        return lambda: page.get_by_role("button", name=name, exact=True).click()
+
+    try:
+        await step("landing", lambda: page.goto(url, timeout=timeout_ms), "What is spatial bias?")
+        await step("explore sample", nav("Explore"), "Predicted:")
+        await step("explore upload", lambda: page.locator("input[type=file]").first.set_input_files(upload),
+                   f"{upload.name}: 28x28")
+        await step("global context", nav("Global context"), "P(same)")
+        await step("sweep", click("Sweep distance"), "plain reach:")
+        await step("compare IG", nav("Compare attributions"), "Run", button=True)
+        compare_started = time.monotonic()
+        await step("compare IG", click("Run"), "Attributing class")
+        if "compare IG" in times:
+            times["compare IG"] = time.monotonic() - compare_started
+        await step("erf", nav("Effective receptive field"), "Compute", button=True)
+        erf_started = time.monotonic()
+        await step("erf", click("Compute"), "Area ratios")
+        if "erf" in times:
+            times["erf"] = time.monotonic() - erf_started
+    except Exception as error:  # noqa: BLE001 - one session's failure is counted, the others go on
+        errors.append(f"session {number}: {type(error).__name__}: {str(error).splitlines()[0]}")
+    finally:
+        await context.close()
+    return {"session": number, "seconds": times, "errors": errors}
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def summarise(results: list[dict]) -> dict[str, dict]:
+    """p50 / p95 / max seconds and the number of completions per action."""
+    summary = {}
+    for action in ACTIONS:
+        values = [r["seconds"][action] for r in results if action in r["seconds"]]
+        summary[action] = {"completed": len(values), "p50_s": statistics.median(values) if values else None,
+                           "p95_s": percentile(values, 0.95) if values else None, "max_s": max(values, default=None)}
+    return summary
+
+
+async def drive(url: str, uploads: list[Path], ramp: float, timeout_ms: float, viewport: dict[str, int]) -> list[dict]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        delays = [ramp * index / max(len(uploads) - 1, 1) for index in range(len(uploads))]
+        results = await asyncio.gather(*(session(index, browser, url, upload, delay, timeout_ms, viewport)
+                                         for index, (upload, delay) in enumerate(zip(uploads, delays))))
+        await browser.close()
+    return list(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=10, help=f"browser sessions, 1 to {MAX_SESSIONS}")
+    parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which sessions arrive")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds one action may take before it counts as lost")
+    parser.add_argument("--viewport", default="1000x700", help="browser viewport, WIDTHxHEIGHT")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    args = parser.parse_args()
+    if not 1 <= args.sessions <= MAX_SESSIONS:
+        parser.error(f"--sessions must be 1 to {MAX_SESSIONS}")
+    width, height = (int(v) for v in args.viewport.split("x"))
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        uploads = upload_images(args.sessions, folder)
+        log = folder / "server.log"
+        started = time.monotonic()
+        with start_server(log, port=port) as url, ServerWatch(port) as watch:
+            idle_mb = watch.rss_mb() if watch.pid else 0.0
+            results = asyncio.run(drive(url, uploads, args.ramp, args.timeout * 1000, {"width": width, "height": height}))
+            wall = time.monotonic() - started
+            server_cpu = watch.cpu_seconds()
+            after_mb = watch.rss_mb()
+        traceback = "Traceback" in log.read_text()
+    report = {
+        "sessions": args.sessions, "client": f"Playwright (async) + Chromium, one browser, {args.sessions} contexts, "
+                                            f"viewport {args.viewport}",
+        "threads_policy": os.environ.get("SBE_THREADS", "adaptive"), "cpu": _cpu_name(), "cores": os.cpu_count(),
+        "wall_s": round(wall, 1), "server_peak_rss_mb": round(watch.peak_mb), "server_rss_at_end_mb": round(after_mb),
+        "server_rss_idle_mb": round(idle_mb), "server_cpu_s": round(server_cpu, 1),
+        "errors": [e for r in results for e in r["errors"]], "server_traceback": traceback,
+        "actions": summarise(results), "per_session": results,
+    }
+    _print(report)
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def _print(report: dict) -> None:
+    print(f"{report['sessions']} sessions, {report['client']}; server threads: {report['threads_policy']}; "
+          f"{report['cores']} x {report['cpu']}")
+    print(f"{'action':<16} {'done':>5} {'p50 s':>7} {'p95 s':>7} {'max s':>7}")
+    for action, row in report["actions"].items():
+        cells = [f"{row[k]:7.1f}" if row[k] is not None else "      -" for k in ("p50_s", "p95_s", "max_s")]
+        print(f"{action:<16} {row['completed']:>5} {' '.join(cells)}")
+    print(f"errors: {len(report['errors'])}" + "".join(f"\n  {e}" for e in report["errors"][:20]))
+    print(f"server: peak RSS {report['server_peak_rss_mb']} MB (end {report['server_rss_at_end_mb']} MB), "
+          f"CPU {report['server_cpu_s']} s; wall {report['wall_s']} s; traceback in log: {report['server_traceback']}")
+
+
+if __name__ == "__main__":
+    main()
