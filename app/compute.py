@@ -81,24 +81,17 @@ def attribution_job(model: nn.Module, model_key: str, data: bytes, invert: bool,
     return jobs.submit("attribution", (model_key, jobs.digest(data), invert, method, target, stage, baseline, smoothgrad), run)
 
 
-def receptive_field(
-    model: nn.Module,
-    model_key: str,
-    image_set: Sequence[bytes] | None,
-    count: int,
-    invert: bool,
-    stage: str,
-    progress: Progress | None = None,
-) -> analysis.ERFResult:
-    """Effective receptive field of ``stage`` over ``count`` images: the given files, or noise when None."""
+def receptive_field_job(model: nn.Module, model_key: str, image_set: Sequence[bytes] | None, count: int, invert: bool,
+                        stage: str) -> jobs.Ticket:
+    """Queue the effective receptive field of ``stage`` over ``count`` images (the given files, or noise when
+    None); ``jobs.wait`` on the ticket gives the ``analysis.ERFResult``."""
     digests = None if image_set is None else tuple(jobs.digest(data) for data in image_set[:count])
 
     def run(report: jobs.Report) -> analysis.ERFResult:
         images = _erf_images(model, image_set, count, invert).to(next(model.parameters()).device)
         return analysis.effective_receptive_field(model, images, stage, progress=report)
 
-    return jobs.compute("receptive field", (model_key, digests, count, invert, stage), run,
-                        "Computing the receptive field", progress=progress, cancel_on_leave=True)
+    return jobs.submit("receptive field", (model_key, digests, count, invert, stage), run)
 
 
 def _erf_images(model: nn.Module, image_set: Sequence[bytes] | None, count: int, invert: bool) -> torch.Tensor:

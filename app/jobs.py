@@ -7,8 +7,9 @@ While a request waits, the page shows its place in the queue and the estimated t
 rerun, another page, Cancel) gives its request up, and a job nobody wants any more stops.
 
 Settings (environment variables of the server process):
-- ``SBE_THREADS``: ``adaptive`` (default: a job alone gets every free core, a queue gets one core per job) or
-  ``WxT`` (W workers with T threads each, e.g. ``2x1`` or ``1x2``);
+- ``SBE_THREADS``: ``WxT`` (W workers with T torch threads each) or ``adaptive``; by default one worker per core
+  with one thread each, which measured fastest for one user and for many, quiet or beside a busy process
+  (``benchmarks/scheduler_policies.py``);
 - ``SBE_RESULT_CACHE_MB``: the shared result cache's budget (default 512).
 """
 from __future__ import annotations
@@ -30,7 +31,9 @@ QUIET_SECONDS = 0.3  # a request answered within this shows no queue notice
 
 def scheduler_settings(value: str | None) -> dict[str, Any]:
     """``Scheduler`` options from an ``SBE_THREADS`` value; ValueError naming the accepted forms."""
-    if value in (None, "", "adaptive"):
+    if value in (None, ""):
+        return {"policy": "fixed", "threads": 1}  # one worker per core
+    if value == "adaptive":
         return {"policy": "adaptive"}
     workers, _, threads = value.partition("x")
     if not (workers.isdecimal() and threads.isdecimal() and int(workers) > 0 and int(threads) > 0):

@@ -55,6 +55,12 @@ class Param:
         return ",".join(map(str, value)) if self.many else str(value)
 
 
+def steps(low: float, high: float, step: float) -> list[float]:
+    """Every value of a float slider from ``low`` to ``high`` by ``step``, rounded as the slider shows them."""
+    count = round((high - low) / step)
+    return [round(low + i * step, 10) for i in range(count + 1)]
+
+
 def pull(params: Sequence[Param]) -> None:
     """Apply URL values that the app did not write itself to the widgets' session state."""
     if _query() in st.session_state.setdefault(_WRITTEN, []):

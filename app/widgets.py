@@ -8,8 +8,9 @@ from sbcore.analysis.ood import Familiarity
 
 FAMILIARITY_HELP = (
     "How familiar the input looks to the model: the distance of its last-stage features to the nearest "
-    "class's training features (Mahalanobis), ranked among the Fashion-MNIST test images. Below their 5th "
-    "percentile the input counts as unusual and the prediction should not be trusted."
+    "class's training features (Mahalanobis), ranked among the model's test images. Below their 5th "
+    "percentile the input counts as unusual (as 5% of the test images do); below every test image, the prediction "
+    "is probably meaningless."
 )
 
 
@@ -18,11 +19,17 @@ def prediction(top: Prediction, familiarity: Familiarity | None) -> None:
     st.markdown(f"Predicted: **{top.label}** ({top.probability:.1%})")
     if familiarity is None:
         st.caption("No familiarity calibration for this model, so no out-of-distribution check.")
-    elif familiarity.unusual:
+    elif familiarity.unlike_every_test_image:
         st.warning(
-            f"Unlike the training images: less familiar to this model than {1 - familiarity.percentile:.0%} of the "
-            "Fashion-MNIST test images. The prediction is probably meaningless.",
+            "Unlike anything the model was tested on: less familiar to this model than every one of its test images. "
+            "The prediction is probably meaningless.",
             icon=":material/report:",
+        )
+    elif familiarity.unusual:
+        st.caption(
+            f":material/info: Unusual for this model: less familiar than {1 - familiarity.percentile:.1%} of its test "
+            "images (5% of the test images themselves are this unusual), so weigh the prediction with care.",
+            help=FAMILIARITY_HELP,
         )
     else:
         st.caption(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sbcore.analysis.throughput import ThroughputRow
+from sbcore.analysis.throughput import ThroughputRow, format_ratio
 from sbcore.cost import count_parameters
 from sbcore.factory import create_model
 from sbcore.models.registry import plain_counterpart
@@ -32,7 +32,7 @@ def claim_comparison(rows: Sequence[ThroughputRow], in_chans: int) -> list[dict[
     measured = [row for row in rows if not row.error]
     table = [
         {"claim": "SB throughput over NL", "pair": f"{row.model} / nl_{plain_counterpart(row.model)}, batch {row.batch_size}",
-         "paper": f"{low}x to {high}x", "measured": f"{row.vs_non_local:.2f}x"}
+         "paper": f"{low}x to {high}x", "measured": format_ratio(row.vs_non_local, row.vs_non_local_ci)}
         for row in measured
         if _is_spatial_bias_variant(row.model) and row.vs_non_local is not None
     ]

@@ -1,13 +1,14 @@
-"""Calibrate the app's out-of-distribution notice for the shipped Fashion-MNIST models.
+"""Calibrate the app's out-of-distribution notice for the shipped Fashion-MNIST models or lab models.
 
-    python tools/ood_calibration.py [--out assets/ood_calibration.json] [--limit 10000]
+    python tools/ood_calibration.py [--family fmnist|samediff] [--out assets/ood_calibration.json] [--limit 10000]
 
-For each shipped model: fits the feature density (``sbcore.analysis.ood``) on every 10th training
-image, then scores the first --limit Fashion-MNIST test images against a set of images that are not
+For each shipped model of the family: fits the feature density (``sbcore.analysis.ood``) on every 10th training
+image (or lab canvas), then scores the first --limit test images against a set of images that are not
 clothing, fed exactly as the app feeds them (auto-inverted when their background is light): random
 crops of the bundled photos (assets/samples/photo_*) and synthetic images (uniform and smooth noise,
 geometric shapes, digits and letters). Prints the AUROC of the Mahalanobis score (stored) beside the
-energy and max-softmax scores, and writes the density, quantiles and thresholds the app reads.
+energy and max-softmax scores, and writes the density, quantiles and thresholds the app reads, keeping the
+other family's calibrations already in the file.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from sbcore.analysis import ood  # noqa: E402
 from sbcore.data import load_dataset  # noqa: E402
 from sbcore.images import load_image, preprocess  # noqa: E402
 
-IN_SET = "Fashion-MNIST test set"
+FAMILIES = {"fmnist": ("fashion-mnist", "Fashion-MNIST test set"), "samediff": ("same-different", "same-different test canvases")}
 SEED = 0
 
 
@@ -96,18 +97,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "ood_calibration.json")
     parser.add_argument("--limit", type=int, default=5_000, help="first test images to use (default: 5,000)")
+    parser.add_argument("--family", choices=list(FAMILIES), default="fmnist", help="which shipped models")
     args = parser.parse_args()
     rng = random.Random(SEED)
     photos, shapes = photo_crops(40, rng), synthetic(240, rng)
-    spec = load_dataset("fashion-mnist")
+    dataset, in_name = FAMILIES[args.family]
+    spec = load_dataset(dataset)
     fit_indices = range(0, len(spec.train_eval), 10)
     fit_x = torch.stack([spec.train_eval[i][0] for i in fit_indices])  # (N, 1, 28, 28), the eval transform
     fit_y = torch.tensor([spec.train_eval[i][1] for i in fit_indices])
     test_x = torch.stack([spec.test[i][0] for i in range(min(args.limit, len(spec.test)))])
-    in_set = f"{IN_SET} ({len(test_x)} images)"
+    in_set = f"{in_name} ({len(test_x)} images)"
     out_set = f"{len(photos)} crops of the bundled photos + {len(shapes)} synthetic images (noise, shapes, characters)"
-    calibrations = {}
-    for name in sbcore.list_models("*.fmnist", pretrained=True):
+    calibrations = ood.load_calibrations(args.out) if args.out.is_file() else {}
+    for name in sbcore.list_models(f"*.{args.family}", pretrained=True):
         model = sbcore.create_model(name, pretrained=True).eval()
         preprocessing = model.metadata.preprocessing
         density = ood.fit_density(features_of(model, fit_x), fit_y, len(model.metadata.class_names))

@@ -30,6 +30,8 @@ PARAMS = [
     links.Param("sample", "compare_sample", inputs.sample_files),
     links.Param("method", "compare_method", lambda: list(analysis.ATTRIBUTION_METHODS)),
     links.Param("baseline", "compare_baseline", lambda: list(analysis.BASELINES)),
+    links.Param("opacity", "compare_opacity", lambda: links.steps(0.0, 1.0, 0.05)),
+    links.Param("cmap", "compare_cmap", lambda: plots.COLOUR_MAPS),
 ]
 
 
@@ -151,7 +153,7 @@ with settings_column:
     settings = settings_panel(models, image, picked)
     opacity = st.slider("Opacity", 0.0, 1.0, 0.65, 0.05, key="compare_opacity")
     cmap = st.selectbox("Colour map", plots.COLOUR_MAPS, key="compare_cmap")
-links.push(PARAMS if settings["method"] in ("integrated_gradients", "occlusion") else PARAMS[:4])
+links.push(PARAMS if settings["method"] in ("integrated_gradients", "occlusion") else PARAMS[:4] + PARAMS[5:])
 signature = (tuple(chosen), picked.digest, state.current_device(), *settings.values())
 if st.button("Run", type="primary", key="compare_run", icon=":material/play_arrow:"):
     run_attributions(models, picked, settings, signature)

@@ -21,6 +21,8 @@ PARAMS = [
     links.Param("ablate", "explore_ablate", lambda: [c.name for c in components(state.get_model(st.session_state["explore_model"]))],
                 many=True),
     links.Param("ablate_mode", "explore_ablate_mode", lambda: ["mean", "zero"]),
+    links.Param("opacity", "explore_opacity", lambda: links.steps(0.0, 1.0, 0.05)),
+    links.Param("cmap", "explore_cmap", lambda: plots.COLOUR_MAPS),
 ]
 
 
@@ -245,11 +247,11 @@ row_key, col_key, query = query_point(height, width)
 view, invert, result = prediction_row(name, model, picked, image, query)
 if components(model):
     switched_off(name, model, picked, invert, result)
-    links.push(PARAMS[4:])
+    links.push(PARAMS[4:6])
 blocks = analysis.spatial_bias_blocks(model)
 if blocks:
     block, cmap = spatial_bias_maps(name, blocks, view, result)
-    links.push(PARAMS[3:4])
+    links.push(PARAMS[3:4] + PARAMS[6:])
     branch_steps(name, model, picked, invert, block, cmap)
 else:
     st.info(f"{name} has no spatial-bias branches. Pick an sb_ or sbnl_ model to see them.")

@@ -352,16 +352,23 @@ def reach_line(figure: go.Figure, far: int, label_y: float) -> None:
                           bgcolor="rgba(255,255,255,0.8)")
 
 
+FAR_CANVAS = "samediff_far_bags.png"  # a bundled sample: two bags 96 px apart
+
+
 def links_out() -> None:
     st.subheader("Look inside")
     st.markdown(
         "The lab models (`*.samediff`) can be chosen on the other pages like any model: on **Explore** to see the "
-        "spatial-bias maps and non-local attention of a canvas, and on **Effective receptive field**, where at this "
-        "scale the share outside the receptive field at stages 1-2 is no longer zero."
+        "spatial-bias maps and non-local attention of a canvas (this link opens two bags 96 px apart, beyond the "
+        "plain model's reach), and on **Effective receptive field**, where at this scale the share outside the "
+        "receptive field at stages 1-2 is no longer zero."
     )
     left, right = st.columns(2)
-    left.page_link(tour.page_path("explore"), label="Explore", icon=":material/image_search:")
-    right.page_link(tour.page_path("receptive_field"), label="Effective receptive field", icon=":material/blur_on:")
+    left.page_link(tour.page_path("explore"), label="Explore: SB lab model on a far canvas", icon=":material/image_search:",
+                   query_params={"model": "sb_lab_resnet14.samediff", "source": "sample", "sample": FAR_CANVAS})
+    right.page_link(tour.page_path("receptive_field"), label="Effective receptive field: plain and SB lab models",
+                    icon=":material/blur_on:", query_params={
+                        "models": "lab_resnet14.samediff,sb_lab_resnet14.samediff", "stage": "layer1", "source": "noise"})
 
 
 header()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from torch import nn
 
-from app import compute, links, state, tour
+from app import compute, links, look, state, tour
 from sbcore import analysis
 from sbcore.lab.same_different import DEFAULT_TASK
 from sbcore.paper import ARXIV_URL, PAPER_CLAIMS
@@ -51,9 +51,11 @@ def branch_diagram(model: nn.Module, name: str) -> None:
     (c, h, w), (k, _, _), (_, r, _), (n, _, _), (_, h2, w2) = (step.shape for step in steps)
     block = analysis.spatial_bias_blocks(model)[0]
     st.subheader(f"The branch, with {name}'s shapes (block {block})")
-    box = 'shape=box style="rounded,filled" fillcolor="{}" fontname="Helvetica"'
+    size = 22 if look.presenting() else 16  # three short rows instead of one long one: readable on a projector
+    box = f'shape=box style="rounded,filled" fillcolor="{{}}" fontname="Helvetica" fontsize={size}'
     dot = f"""digraph {{
-        rankdir=LR; node [{box.format('#eef3fb')}]; edge [fontname="Helvetica" fontsize=10];
+        rankdir=TB; nodesep=0.4; ranksep=0.45; node [{box.format('#eef3fb')}];
+        edge [fontname="Helvetica" fontsize={size - 2}];
         input [label="block features\\nC = {c} channels\\n{h} x {w}"];
         reduce [label="1x1 conv + BN + ReLU\\nK = {k} channels\\n{h} x {w}"];
         pool [label="average pool\\nK = {k} x R x R\\n(R = {r})"];
@@ -63,6 +65,7 @@ def branch_diagram(model: nn.Module, name: str) -> None:
         local [label="3x3 conv output\\n{c} x {h2} x {w2}"];
         concat [label="concat\\n{c} + {n} channels", {box.format('#e3f4e1')}];
         out [label="BN, ReLU,\\n1x1 conv -> {4 * c}\\n+ residual"];
+        {{rank=same; input; reduce; pool; mix}} {{rank=same; local; up; maps}} {{rank=same; concat; out}}
         input -> reduce -> pool -> mix -> maps -> up -> concat -> out;
         input -> local [label="the block's own path"]; local -> concat;
     }}"""

@@ -83,23 +83,28 @@ def summary(name: str, model: nn.Module, cost: CostReport) -> None:
                     f"{cost.params_non_local / 1e3:.1f} k parameters in all")
     test = meta.metrics.get("test")
     trained = (f"trained on {meta.training.get('dataset', 'its data')} and scores **{test['top1']:.1f}%** top-1 on its test set"
-               if test else "with random weights (untrained)" if state.is_untrained(name) else "with no recorded test score")
+               if test else "has random weights (untrained)" if state.is_untrained(name) else "records no test score")
     st.markdown(
         f"**{name}** is a {meta.architecture} for {c}x{h}x{w} inputs and {len(meta.class_names)} classes, "
         f"{'with ' + ' and '.join(adds) if adds else 'a plain ResNet with no global-context branch'}. "
-        f"It has {cost.params / 1e6:.3f} M parameters, needs {cost.flops / 1e6:.1f} M FLOPs per image, and is {trained}."
+        f"It has {cost.params / 1e6:.3f} M parameters, needs {cost.flops / 1e6:.1f} M FLOPs per image, and {trained}."
     )
+
+
+TOP5_MIN_CLASSES = 5  # top-5 means something only with more than five classes
 
 
 def tiles(name: str, model: nn.Module, cost: CostReport) -> None:
     test = model.metadata.metrics.get("test")
-    columns = st.columns(6)
-    columns[0].metric("Parameters", f"{cost.params / 1e6:.3f} M")
-    columns[1].metric("Added by spatial bias", f"{cost.params_spatial_bias / 1e6:.3f} M")
-    columns[2].metric("Added by non-local", f"{cost.params_non_local / 1e6:.3f} M")
-    columns[3].metric("FLOPs per image", f"{cost.flops / 1e6:.1f} M" if cost.flops < 1e9 else f"{cost.flops / 1e9:.2f} G")
-    columns[4].metric("Test top-1", f"{test['top1']:.2f}%" if test else "n/a")
-    columns[5].metric("Test top-5", f"{test['top5']:.2f}%" if test else "n/a")
+    top5 = test is not None and len(model.metadata.class_names) > TOP5_MIN_CLASSES and "top5" in test
+    tiles = [("Parameters", f"{cost.params / 1e6:.3f} M"), ("By spatial bias", f"{cost.params_spatial_bias / 1e6:.3f} M"),
+             ("By non-local", f"{cost.params_non_local / 1e6:.3f} M"),
+             ("FLOPs / image", f"{cost.flops / 1e6:.1f} M" if cost.flops < 1e9 else f"{cost.flops / 1e9:.2f} G"),
+             ("Test top-1", f"{test['top1']:.2f}%" if test else "n/a")] + ([("Test top-5", f"{test['top5']:.2f}%")] if top5 else [])
+    for row in (tiles[:3], tiles[3:]):  # two rows of three: no label is cut off on a narrow screen
+        for column, (label, value) in zip(st.columns(3), row):
+            column.metric(label, value, help="Parameters added by the spatial-bias branches" if label == "By spatial bias"
+                          else "Parameters added by the non-local blocks" if label == "By non-local" else None)
     if state.is_untrained(name):
         st.caption("Untrained: random weights, so there is no accuracy to show; cost and structure are real.")
     elif not test:
@@ -132,14 +137,15 @@ def details(name: str, model: nn.Module, cost: CostReport) -> None:
             per_class = pd.DataFrame({"class": meta.class_names, "accuracy": test["per_class"]})
             figure = go.Figure(go.Bar(x=per_class["class"], y=per_class["accuracy"], marker_color="#4c78a8"))
             figure.update_layout(height=320, yaxis_title="accuracy (%)", margin=dict(l=0, r=0, t=10, b=0))
+            figure.update_xaxes(automargin=True)
             plots.show_chart(figure, "models_per_class", f"{name}_per_class", per_class)
             confusion = pd.DataFrame(test["confusion"], index=meta.class_names, columns=meta.class_names)
             figure = go.Figure(
                 go.Heatmap(z=confusion.values, x=meta.class_names, y=meta.class_names, colorscale="Blues",
                            text=confusion.values, texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>")
             )
-            figure.update_yaxes(autorange="reversed", title="true class")
-            figure.update_xaxes(title="predicted class")
+            figure.update_yaxes(autorange="reversed", title="true class", automargin=True)  # no label cut off
+            figure.update_xaxes(title="predicted class", automargin=True)
             figure.update_layout(height=520, margin=dict(l=0, r=0, t=10, b=0))
             plots.show_chart(figure, "models_confusion", f"{name}_confusion", confusion.reset_index(names="true class"))
     with recipe_tab:

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
 
-from app import compute, guard, inputs, links, memory, plots, state, tour
+from app import compute, guard, inputs, jobs, links, memory, plots, state, tour
 from sbcore import analysis
 from sbcore.errors import SBCoreError
 
@@ -62,20 +62,31 @@ def controls() -> tuple[list[str], str, str, int, bool, list[bytes] | None]:
 
 
 def run_erf(chosen: list[str], stage: str, count: int, invert: bool, image_set: list[bytes] | None, signature: tuple) -> None:
-    """One step per model, progress per image; what is done is kept if the run is stopped."""
+    """Queue every model at once (the server runs them side by side), then collect them one step per model with
+    progress per image; what is done is kept if the run is stopped."""
     results: dict[str, analysis.ERFResult] = {}
-    with memory.Run(PAGE, len(chosen), "Computing") as run:
-        for name in chosen:
-            def report(done: int, total: int, name: str = name) -> None:
-                run.step(f"{name}, image {done} of {total}", done / max(total, 1))
+    tickets: dict[str, jobs.Ticket] = {}
+    for name in chosen:
+        try:
+            tickets[name] = compute.receptive_field_job(state.get_model(name), state.model_key(name), image_set, count,
+                                                        invert, stage)
+        except SBCoreError as error:
+            guard.say_error(f"{name}: {error}")
+    try:
+        with memory.Run(PAGE, len(chosen), "Computing") as run:
+            for name, ticket in tickets.items():
+                def report(done: int, total: int, name: str = name) -> None:
+                    run.step(f"{name}, image {done} of {total}", done / max(total, 1))
 
-            try:
-                results[name] = compute.receptive_field(state.get_model(name), state.model_key(name), image_set, count,
-                                                        invert, stage, report)
-            except SBCoreError as error:
-                guard.say_error(f"{name}: {error}")
-            run.advance()
-            memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False, extra={"stage": stage}))
+                try:
+                    results[name] = jobs.wait(ticket, f"Receptive field of {name}", report, cancel_on_leave=True)
+                except SBCoreError as error:
+                    guard.say_error(f"{name}: {error}")
+                run.advance()
+                memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False, extra={"stage": stage}))
+    finally:
+        for ticket in tickets.values():  # those a stopped run never waited for
+            ticket.cancel()
     memory.remember(PAGE, memory.Stored(signature, results, seconds=run.seconds, extra={"stage": stage}))
 
 

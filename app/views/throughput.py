@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app import jobs, memory, plots, state
+from app import jobs, links, memory, plots, state
 from sbcore import analysis, create_model, list_models
 from sbcore.analysis.budget import estimate_benchmark
 from sbcore.analysis.throughput import format_ratio
@@ -30,6 +30,18 @@ TIME_BUDGET_S = 90.0  # longest a click may measure
 BUSY_SHARE = 0.25  # other processes using more than this share of the cores makes the numbers suspect
 WIDE_INTERVAL = 0.10  # a ratio interval wider than 10% of the ratio is too uncertain to read
 PAGE = "speed"  # app.memory keeps the last measurement under this name
+PARAMS = [  # every control in the URL
+    links.Param("models", "speed_models", list_models, many=True),
+    links.Param("batches", "speed_batches", lambda: BATCH_SIZES, many=True),
+    links.Param("channels", "speed_channels", lambda: [3, 1]),
+    links.Param("side", "speed_side", lambda: range(16, 513)),
+    links.Param("device", "speed_device", state.available_devices),
+    links.Param("dtype", "speed_dtype", lambda: ["fp32", "bf16", "fp16"]),
+    links.Param("channels_last", "speed_channels_last", lambda: [False, True]),
+    links.Param("compile", "speed_compile", lambda: [False, True]),
+    links.Param("seconds", "speed_time", lambda: links.steps(1.0, 10.0, 0.5)),
+    links.Param("rounds", "speed_rounds", lambda: range(3, 21)),
+]
 
 
 def apply_preset() -> None:
@@ -40,9 +52,10 @@ def apply_preset() -> None:
 
 def settings_ui() -> dict:
     """The benchmark's settings from the controls, defaulting to the paper's own setting."""
+    _, channels, side = next(iter(PRESETS.values()))
     defaults = {"speed_preset": next(iter(PRESETS)), "speed_batches": [1], "speed_device": state.current_device(),
                 "speed_dtype": "fp32", "speed_channels_last": False, "speed_compile": False, "speed_time": 3.0,
-                "speed_rounds": 6}
+                "speed_rounds": 6, "speed_channels": channels, "speed_side": side}
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
     if "speed_models" not in st.session_state:
@@ -197,7 +210,8 @@ def results_ui(stored: memory.Stored, current: dict) -> None:
     for row in rows:
         if row.error:
             st.warning(f"{row.model} at batch {row.batch_size}: {row.error}")
-    if warnings_ui(stored) and st.button("Measure again", key="speed_again_run"):
+    skewed = warnings_ui(stored)
+    if skewed and st.button("Measure again", key="speed_again_run"):
         if run_benchmark(settings, stored.settings):
             st.rerun()  # draw the new result; after a failure, keep the error on screen
     frame = table(rows)
@@ -209,6 +223,11 @@ def results_ui(stored: memory.Stored, current: dict) -> None:
     claims = pd.DataFrame(claim_comparison(rows, c))
     if claims.empty:
         st.caption("Measure an sb_ model together with its nl_ variant to compare with the paper's claims.")
+    elif skewed:
+        st.caption(":material/block: Not compared: this measurement may be skewed (see the warning above), so it says "
+                   "nothing for or against the paper. Measure again on a quiet machine.")
+        with st.expander("The skewed ratios anyway"):
+            st.dataframe(claims, hide_index=True)
     else:
         st.dataframe(claims, hide_index=True)
         plots.download("CSV", claims, "throughput_vs_paper.csv", key="speed_claims_csv")
@@ -221,7 +240,9 @@ st.caption(
     "How fast is spatial bias next to a non-local block? Models are built with random weights at the input size you "
     "choose, then take turns on this machine, round after round, so a busy moment slows them all alike."
 )
+links.pull(PARAMS)
 current = settings_ui()  # app.memory keeps these controls across page visits
+links.push(PARAMS)
 if st.button("Run benchmark", type="primary", key="speed_run", disabled=not current["models"] or not current["batch_sizes"]):
     fitted = fit_budget(current)
     if fitted is not None:

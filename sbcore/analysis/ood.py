@@ -57,11 +57,17 @@ class Calibration:
 
 @dataclass(frozen=True)
 class Familiarity:
-    """One input's score, the share of test images (0-1) scoring lower, and whether it is unusual."""
+    """One input's score, the share of test images (0-1) scoring lower, and whether it is unusual (below the
+    threshold, as 5% of the test images are) or unlike every test image (scoring below all of them)."""
 
     score: float
     percentile: float
     unusual: bool
+
+    @property
+    def unlike_every_test_image(self) -> bool:
+        """Less familiar than every test image: the prediction most likely says nothing."""
+        return self.unusual and self.percentile <= 0.0
 
 
 @torch.no_grad()

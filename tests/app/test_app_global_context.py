@@ -237,15 +237,26 @@ def test_ranking_every_block_shows_ablation_and_patching_per_component(open_page
     assert table["carries the relation (patching)"].between(-1, 2).all()
 
 
-def test_the_tour_stops_here_with_an_intervention_ready_and_a_bad_tour_number_is_ignored(open_page):
+def test_the_tour_stops_here_with_the_probe_far_apart_an_intervention_ready_and_links_inside(open_page):
     from app import tour
 
     index = next(i for i, stop in enumerate(tour.STOPS) if stop.page == "global_context")
     at = open_page("global_context", query={**tour.STOPS[index].params, "tour": str(index + 1)})
     assert not at.exception, at.exception
-    assert any(m.value.startswith(f"**Tour, stop {index + 1} of {len(tour.STOPS)}: Switch global context off")
+    assert any(m.value.startswith(f"**Tour, stop {index + 1} of {len(tour.STOPS)}: Two items far apart")
                for m in at.markdown)
     assert at.session_state["gc_iv_blocks"] == ["layer3.0"]
+    assert any("centres 96 px apart" in caption for image in at.image for caption in image.captions)
+    accuracy = dict(zip(_probe_table(at)["model"], _probe_table(at)["accuracy, 100 pairs"]))
+    low, high = (float(v) for v in accuracy["plain"].split("[")[1].rstrip("]").split(","))
+    assert low <= 50 <= high  # beyond its reach the plain model is at chance over many pairs
+    assert float(accuracy["SB"].split("%")[0]) > 90
+    links = {link.proto.label: link.proto for link in at.get("page_link")}
+    explore = next(link for label, link in links.items() if label.startswith("Explore:"))
+    assert explore.page == "explore"
+    assert explore.query_string == "model=sb_lab_resnet14.samediff&source=sample&sample=samediff_far_bags.png"
+    erf = next(link for label, link in links.items() if label.startswith("Effective receptive field:"))
+    assert erf.page == "receptive_field" and "models=lab_resnet14.samediff%2Csb_lab_resnet14.samediff" in erf.query_string
     at = open_page("global_context", query={"tour": "²"})
     assert not at.exception, at.exception
     assert not any(m.value.startswith("**Tour, stop") for m in at.markdown)

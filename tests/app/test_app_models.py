@@ -16,8 +16,19 @@ def test_default_card_shows_cost_and_the_model_card(open_page):
     tiles = {m.label: m.value for m in at.metric}
     report = sbcore.cost.cost_report(sbcore.create_model("sb_resnet38.fmnist", pretrained=True))
     assert tiles["Parameters"] == f"{report.params / 1e6:.3f} M"
-    assert tiles["Added by non-local"] == "0.000 M"
+    assert tiles["By non-local"] == "0.000 M"
+    assert tiles["Test top-5"].endswith("%")  # ten classes: top-5 means something
+    assert all(len(label) <= 15 for label in tiles)  # short labels: none cut off in a third of the page
     assert any(m.value.startswith("# sb_resnet38.fmnist") for m in at.markdown)
+
+
+def test_a_two_class_lab_model_has_no_top5_tile_and_the_summary_reads_well(open_page):
+    at = open_page("models", models_model="sb_lab_resnet14.samediff")
+    assert not at.exception, at.exception
+    assert "Test top-5" not in {m.label for m in at.metric}
+    at = open_page("models", models_model="nl_resnet38")
+    summary = next(m.value for m in at.markdown if m.value.startswith("**nl_resnet38**"))
+    assert summary.endswith("and has random weights (untrained).")
 
 
 def test_untrained_architecture_says_so(open_page):
