@@ -11,7 +11,7 @@ Prints p50 / p95 / max latency per action, errors and lost results (an expected 
 the server's peak resident memory and CPU time, and writes everything as JSON.
 
     python benchmarks/classroom_load.py --sessions 30 --out benchmarks/classroom_load.json
-    SBE_THREADS=2x1 python benchmarks/classroom_load.py --sessions 10   # the server's thread policy
+    SBE_THREADS=1x2 python benchmarks/classroom_load.py --sessions 10   # another thread policy for the server
 
 The browser runs on the same machine as the server and competes with it for the cores; the JSON records the
 server's CPU time, so the rest of the wall time can be told apart.
@@ -231,7 +231,7 @@ def main() -> None:
     report = {
         "sessions": args.sessions, "client": f"Playwright (async) + Chromium, one browser, {args.sessions} contexts, "
                                             f"viewport {args.viewport}",
-        "threads_policy": os.environ.get("SBE_THREADS", "adaptive"), "cpu": _cpu_name(), "cores": os.cpu_count(),
+        "threads_policy": os.environ.get("SBE_THREADS") or "default (one single-threaded worker per core)", "cpu": _cpu_name(), "cores": os.cpu_count(),
         "wall_s": round(wall, 1), "server_peak_rss_mb": round(watch.peak_mb), "server_rss_at_end_mb": round(after_mb),
         "server_rss_idle_mb": round(idle_mb), "server_cpu_s": round(server_cpu, 1),
         "errors": [e for r in results for e in r["errors"]], "server_traceback": traceback,
