@@ -10,13 +10,18 @@ Settings (environment variables of the server process):
 - ``SBE_THREADS``: ``WxT`` (W workers with T torch threads each) or ``adaptive``; by default one worker per core
   with one thread each, which measured fastest for one user and for many, quiet or beside a busy process
   (``benchmarks/scheduler_policies.py``);
-- ``SBE_RESULT_CACHE_MB``: the shared result cache's budget (default 512).
+- ``SBE_RESULT_CACHE_MB``: the shared result cache's budget (default 512);
+- ``SBE_JOB_LOG``: a file that gets one JSON line per finished job (kind, seconds queued and run), for
+  ``benchmarks/classroom_load.py``.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable, Hashable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -45,7 +50,14 @@ def scheduler_settings(value: str | None) -> dict[str, Any]:
 def scheduler() -> Scheduler:
     """The server's scheduler (one per process)."""
     budget = int(os.environ.get("SBE_RESULT_CACHE_MB", "512")) * 2**20
-    return Scheduler(cache_bytes=budget, **scheduler_settings(os.environ.get("SBE_THREADS")))
+    log = os.environ.get("SBE_JOB_LOG")
+    return Scheduler(cache_bytes=budget, on_finish=partial(_log_job, Path(log)) if log else None,
+                     **scheduler_settings(os.environ.get("SBE_THREADS")))
+
+
+def _log_job(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a") as log:
+        log.write(json.dumps(record) + "\n")
 
 
 def digest(data: bytes) -> str:

@@ -194,6 +194,20 @@ def summarise(results: list[dict]) -> dict[str, dict]:
     return summary
 
 
+def summarise_jobs(jobs: list[dict]) -> dict[str, dict]:
+    """Per job kind, as the server's scheduler logged them: count, p50 / p95 seconds queued and run."""
+    summary = {}
+    for kind in sorted({job["kind"] for job in jobs}):
+        done = [job for job in jobs if job["kind"] == kind and job["state"] == "done"]
+        queued, ran = [job["queued_s"] for job in done], [job["ran_s"] for job in done]
+        summary[kind] = {"done": len(done), "other": sum(job["kind"] == kind for job in jobs) - len(done),
+                         "queued_p50_s": statistics.median(queued) if done else None,
+                         "queued_p95_s": percentile(queued, 0.95) if done else None,
+                         "ran_p50_s": statistics.median(ran) if done else None,
+                         "ran_p95_s": percentile(ran, 0.95) if done else None}
+    return summary
+
+
 async def drive(url: str, uploads: list[Path], ramp: float, timeout_ms: float, viewport: dict[str, int]) -> list[dict]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -220,6 +234,7 @@ def main() -> None:
         folder = Path(folder)
         uploads = upload_images(args.sessions, folder)
         log = folder / "server.log"
+        os.environ["SBE_JOB_LOG"] = str(folder / "jobs.jsonl")  # the server inherits it
         started = time.monotonic()
         with start_server(log, port=port) as url, ServerWatch(port) as watch:
             idle_mb = watch.rss_mb() if watch.pid else 0.0
@@ -228,6 +243,8 @@ def main() -> None:
             server_cpu = watch.cpu_seconds()
             after_mb = watch.rss_mb()
         traceback = "Traceback" in log.read_text()
+        job_log = folder / "jobs.jsonl"
+        jobs = [json.loads(line) for line in job_log.read_text().splitlines()] if job_log.is_file() else []
     report = {
         "sessions": args.sessions, "client": f"Playwright (async) + Chromium, one browser, {args.sessions} contexts, "
                                             f"viewport {args.viewport}",
@@ -235,7 +252,7 @@ def main() -> None:
         "wall_s": round(wall, 1), "server_peak_rss_mb": round(watch.peak_mb), "server_rss_at_end_mb": round(after_mb),
         "server_rss_idle_mb": round(idle_mb), "server_cpu_s": round(server_cpu, 1),
         "errors": [e for r in results for e in r["errors"]], "server_traceback": traceback,
-        "actions": summarise(results), "per_session": results,
+        "actions": summarise(results), "server_jobs": summarise_jobs(jobs), "per_session": results,
     }
     _print(report)
     if args.out:
@@ -256,6 +273,11 @@ def _print(report: dict) -> None:
     for action, row in report["actions"].items():
         cells = [f"{row[k]:7.1f}" if row[k] is not None else "      -" for k in ("p50_s", "p95_s", "max_s")]
         print(f"{action:<16} {row['completed']:>5} {' '.join(cells)}")
+    print(f"\n{'server job':<26} {'done':>5} {'queued p50':>11} {'p95':>6} {'ran p50':>8} {'p95':>6}")
+    for kind, row in report["server_jobs"].items():
+        cells = [f"{row[k]:.2f}" if row[k] is not None else "-" for k in ("queued_p50_s", "queued_p95_s", "ran_p50_s",
+                                                                        "ran_p95_s")]
+        print(f"{kind:<26} {row['done']:>5} {cells[0]:>11} {cells[1]:>6} {cells[2]:>8} {cells[3]:>6}")
     print(f"errors: {len(report['errors'])}" + "".join(f"\n  {e}" for e in report["errors"][:20]))
     print(f"server: peak RSS {report['server_peak_rss_mb']} MB (end {report['server_rss_at_end_mb']} MB), "
           f"CPU {report['server_cpu_s']} s; wall {report['wall_s']} s; traceback in log: {report['server_traceback']}")

@@ -95,6 +95,11 @@ class ByteBudgetCache:
                 self.bytes -= self._values.popitem(last=False)[1][1]
         return True
 
+    def keys(self) -> list[Hashable]:
+        """The kept keys, least recently used first."""
+        with self._lock:
+            return list(self._values)
+
     def __len__(self) -> int:
         return len(self._values)
 
@@ -178,7 +183,7 @@ class Scheduler:
 
     def __init__(self, cores: int | None = None, *, policy: Literal["adaptive", "fixed"] = "adaptive",
                  threads: int = 1, workers: int | None = None, cache_bytes: int = 512 * 2**20,
-                 watch_other_processes: bool = True) -> None:
+                 watch_other_processes: bool = True, on_finish: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.cores = max(1, cores or os.cpu_count() or 1)
         if policy not in ("adaptive", "fixed"):
             raise ValueError(f"policy must be 'adaptive' or 'fixed', not {policy!r}")
@@ -195,6 +200,7 @@ class Scheduler:
         self.completed = 0
         self.shared = 0  # requests that joined a job already queued or running
         self._load = _OtherProcessLoad() if watch_other_processes else None
+        self.on_finish = on_finish  # called on a worker with each job's kind, state, threads, seconds queued and run
         for index in range(self.workers):
             threading.Thread(target=self._work, name=f"sbcore-compute-{index}", daemon=True).start()
 
@@ -340,6 +346,10 @@ class Scheduler:
                     self._durations[job.kind] = elapsed if previous is None else (
                         (1 - _DURATION_SMOOTHING) * previous + _DURATION_SMOOTHING * elapsed)
                 self._finish(job, outcome[0], outcome[1], outcome[2])
+            if self.on_finish is not None:
+                now = time.monotonic()
+                self.on_finish({"kind": job.kind, "state": outcome[0], "threads": tokens, "sessions": len(job.sessions),
+                                "queued_s": round(job.started - job.submitted, 4), "ran_s": round(now - job.started, 4)})
 
     def _report(self, job: _Job, done: int, total: int) -> None:
         job.progress = (done, total)

@@ -175,3 +175,15 @@ def test_the_cache_drops_the_least_recently_used_values_past_its_byte_budget():
     cache.put("f", "u" * 20)  # over 100 bytes: "a", now the least recently used, goes
     assert cache.get("a") == (False, None) and cache.get("c")[0] and cache.bytes == 100
     assert not cache.put("huge", "h" * 26) and cache.get("huge") == (False, None)  # over a quarter of the budget
+
+
+def test_every_finished_job_is_reported_with_its_kind_and_seconds():
+    records = []
+    scheduler = Scheduler(1, watch_other_processes=False, on_finish=records.append)
+    scheduler.run("a", lambda report: time.sleep(0.05), kind="prediction", session="s1")
+    with pytest.raises(ValueError):
+        scheduler.run("b", lambda report: int("x"), kind="attribution")
+    time.sleep(0.05)  # the report follows the result
+    assert [(r["kind"], r["state"], r["threads"]) for r in records] == [("prediction", "done", 1),
+                                                                       ("attribution", "failed", 1)]
+    assert records[0]["ran_s"] >= 0.05 and records[0]["queued_s"] >= 0 and records[0]["sessions"] == 1

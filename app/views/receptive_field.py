@@ -17,9 +17,10 @@ from sbcore.errors import SBCoreError
 PAGE = "erf"
 SOURCES = {"samples": "Bundled samples", "uploads": "My uploads", "noise": "Gaussian noise"}
 AREA_LABELS = {0.2: "area 20%", 0.3: "area 30%", 0.5: "area 50%", 0.99: "area 99%"}
+MAX_MODELS = 4  # a link naming more builds only these: every chosen model is built to list its stages
 DEFAULT_STAGE = "layer1"  # at 28x28 layer3's theoretical field already covers the input: nothing can reach past it
 PARAMS = [
-    links.Param("models", "erf_models", lambda: state.model_names(untrained=True), many=True),
+    links.Param("models", "erf_models", lambda: state.model_names(untrained=True), many=True, max_count=MAX_MODELS),
     links.Param("stage", "erf_stage", lambda: ["layer1", "layer2", "layer3", "layer4"]),
     links.Param("source", "erf_source", lambda: list(SOURCES)),
     links.Param("count", "erf_count", lambda: list(range(1, 33))),
@@ -39,7 +40,8 @@ def controls() -> tuple[list[str], str, str, int, bool, list[bytes] | None]:
     """Models, stage, image source and count; returns them with the image set (None for noise)."""
     names = state.model_names(untrained=True)
     st.session_state.setdefault("erf_models", state.shipped_family())
-    chosen = st.multiselect("Models", names, format_func=state.model_label, key="erf_models")
+    chosen = st.multiselect("Models (up to four)", names, format_func=state.model_label, key="erf_models",
+                            max_selections=MAX_MODELS)
     left, middle, right = st.columns(3)
     stage_options = sorted({s for n in chosen for s in analysis.stage_names(state.get_model(n))}) or [DEFAULT_STAGE]
     if st.session_state.get("erf_stage") not in stage_options:

@@ -260,3 +260,16 @@ def test_the_tour_stops_here_with_the_probe_far_apart_an_intervention_ready_and_
     at = open_page("global_context", query={"tour": "²"})
     assert not at.exception, at.exception
     assert not any(m.value.startswith("**Tour, stop") for m in at.markdown)
+
+
+def test_a_sweep_is_not_marked_stale_after_another_page_when_nothing_changed(open_page):
+    at = open_page("global_context")
+    at.button(key="gc_sweep_run").click().run()
+    assert not any("earlier settings" in c.value for c in at.caption)
+    at.switch_page("views/explore.py").run()
+    at.switch_page("views/global_context.py").run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 3  # the sweep is still shown
+    assert not any("earlier settings" in c.value for c in at.caption)
+    at.slider(key="gc_item_a_col").set_value(20).run()  # a real change marks it
+    assert any("earlier settings" in c.value for c in at.caption)

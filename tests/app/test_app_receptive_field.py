@@ -56,3 +56,14 @@ def test_compute_twice_with_the_same_settings_reuses_the_result(open_page):
     at.button(key="erf_run").click().run()  # a cache hit: no widget call may be replayed from inside the cache
     assert not at.exception, at.exception
     assert at.dataframe[0].value.equals(first)
+
+
+def test_a_link_naming_many_models_builds_only_the_four_the_page_can_show(open_page):
+    from app import state
+
+    names = ["resnet38", "sb_resnet38", "nl_resnet38", "sbnl_resnet38", "resnet101", "sbnl_resnet101"]
+    at = open_page("receptive_field", query={"models": ",".join(names), "stage": "layer1", "source": "noise"})
+    assert not at.exception, at.exception
+    assert at.multiselect(key="erf_models").value == names[:4]
+    built = {name for name, _ in state.loaded_models().keys()}
+    assert not built & {"resnet101", "sbnl_resnet101"}  # nothing heavy built on open
