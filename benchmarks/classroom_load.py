@@ -7,8 +7,10 @@ image per session), Global context (the probe, then a distance sweep), Compare w
 shared default (four Fashion-MNIST models), and the effective receptive field's default. Sessions arrive spread
 over ``--ramp`` seconds.
 
-Prints p50 / p95 / max latency per action, errors and lost results (an expected result that never appeared),
-the server's peak resident memory and CPU time, and writes everything as JSON.
+Prints p50 / p95 / max latency per action as the browser saw it, errors and lost results (an expected result
+that never appeared), the server's own queue and run time per job kind (from its scheduler's job log), its peak
+resident memory and CPU time, and writes everything as JSON. Exits 1 on any error, lost result or server
+traceback (CI runs it with three sessions as a smoke test).
 
     python benchmarks/classroom_load.py --sessions 30 --out benchmarks/classroom_load.json
     SBE_THREADS=1x2 python benchmarks/classroom_load.py --sessions 10   # another thread policy for the server
@@ -257,6 +259,8 @@ def main() -> None:
     _print(report)
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
+    if report["errors"] or report["server_traceback"]:
+        sys.exit(1)  # a smoke test (CI runs --sessions 3) fails on any error or lost result
 
 
 def _cpu_name() -> str:

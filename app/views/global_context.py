@@ -282,7 +282,8 @@ def probe_row(name: str, canvas: np.ndarray, centre_a: tuple[int, int], centre_b
 def sweep(names: list[str], item_a: ProbeItem, item_b: ProbeItem, centre_a: tuple[int, int]) -> None:
     direction = st.radio("Sweep direction (item b moves away from item a)", list(DIRECTIONS), horizontal=True,
                          key="gc_direction")
-    settings = (item_a, item_b, centre_a, direction, state.current_device(), tuple(names))
+    # plain values only: a class defined in this page is a new class at every rerun, so its instances never compare equal
+    settings = (item_a.ident, item_b.ident, centre_a, direction, state.current_device(), tuple(names))
     limit = probe.sweep_limit(centre_a, DIRECTIONS[direction])
     if st.button("Sweep distance", type="primary", key="gc_sweep_run"):
         distances = tuple(range(DEFAULT_TASK.item_size, limit + 1, SWEEP_ACCURACY_STEP))
