@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import time
 from functools import cache
 
 # mallopt parameters (glibc's malloc.h)
@@ -48,3 +49,17 @@ def release_freed_memory() -> bool:
         return False
     malloc_trim(0)
     return True
+
+
+def cpu_sample() -> tuple[float, float, float] | None:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process, monotonic seconds) now, from Linux's
+    ``/proc/stat``; the difference of two samples tells how busy other processes kept the cores. None without
+    ``/proc``."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [float(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    busy = (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user..steal, without guest time counted twice
+    return busy, sum(os.times()[:2]), time.monotonic()

@@ -13,6 +13,9 @@ the total never exceeds the cores left free by other processes.
 - Each request is a ``Ticket``: queue position, an estimated wait, the job's progress, ``cancel()``. A job
   whose every ticket was cancelled or released is dropped before it starts; a running one stops at its next
   progress report (``JobCancelled``) once its last ticket was cancelled.
+- The next job to start is the one with the shortest expected run time (a moving average per kind) less the time
+  it has waited, so predictions pass sweeps in the queue but no job waits for ever; long jobs (expected over
+  ``LONG_JOB_S``) never take the last free worker, which stays for short ones.
 - Thread policy ``"adaptive"`` (the default) gives a job alone every core other processes leave free, and one
   core (one thread) per job as soon as two jobs could run, up to one job per core; ``"fixed"`` gives every job
   ``threads`` threads on ``workers`` workers. An exclusive job (a benchmark) waits for every core and runs alone.
@@ -36,10 +39,13 @@ from typing import Any, Literal
 
 import torch
 
+from sbcore.runtime import cpu_sample
+
 Report = Callable[[int, int], None]  # (done, total) from inside a job
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 _DURATION_SMOOTHING = 0.3  # weight of the newest duration in a kind's moving average
 _FIRST_GUESS_S = 2.0  # expected duration of a kind never run before
+LONG_JOB_S = 2.0  # a kind expected to run longer is a long job: long jobs never take the last free worker
 _GRACE_S = 0.02  # a lone new job waits this long for company (a page queueing several) before taking every core
 
 
@@ -257,8 +263,9 @@ class Scheduler:
     def _status(self, job: _Job) -> TicketStatus:
         with self._condition:
             if job.state == "queued":
-                ahead = list(self._queue)[: self._queue.index(job)] if job in self._queue else []
                 now = time.monotonic()
+                score = lambda j: self.expected_seconds(j.kind) - (now - j.submitted)  # noqa: E731 (as _next_job)
+                ahead = [j for j in self._queue if j is not job and score(j) <= score(job)]
                 busy = sum(max(self.expected_seconds(j.kind) - (now - (j.started or now)), 0.0) for j in self._running)
                 waiting = sum(self.expected_seconds(j.kind) for j in ahead)
                 eta = (busy + waiting) / self.workers + self.expected_seconds(job.kind)
@@ -293,22 +300,29 @@ class Scheduler:
     def _next_job(self) -> tuple[_Job, int]:
         """Wait for a job that can start now and the core tokens it gets (called with the condition held)."""
         while True:
-            while self._queue and self._queue[0].abandoned:
-                job = self._queue.popleft()  # nobody waits for it any more
+            for job in [job for job in self._queue if job.abandoned]:
+                self._queue.remove(job)  # nobody waits for it any more
                 self._finish(job, "cancelled", error=JobCancelled("abandoned"))
-            tokens = self._tokens_for_head() if self._queue else 0
-            if tokens:
-                return self._queue.popleft(), tokens
-            grace = self._queue[0].submitted + _GRACE_S - time.monotonic() if self._queue else 0.0
+            now = time.monotonic()
+            # shortest expected first, ageing: a job's expected seconds minus the seconds it has waited
+            for job in sorted(self._queue, key=lambda j: self.expected_seconds(j.kind) - (now - j.submitted)):
+                tokens = self._tokens_for(job)
+                if tokens:
+                    self._queue.remove(job)
+                    return job, tokens
+            grace = min((j.submitted for j in self._queue), default=now) + _GRACE_S - now
             self._condition.wait(timeout=grace if grace > 0 else 1.0)  # 1 s: also re-reads the other processes' load
 
-    def _tokens_for_head(self) -> int:
-        """Core tokens the first queued job gets if it can start now, else 0 (called with the condition held)."""
-        job = self._queue[0]
+    def _tokens_for(self, job: _Job) -> int:
+        """Core tokens ``job`` gets if it can start now, else 0 (called with the condition held)."""
         if job.exclusive:
             return self.cores if not self._running else 0
-        if any(running.exclusive for running in self._running):
-            return 0
+        if any(j.exclusive for j in self._running) or any(
+                j.exclusive and j.submitted < job.submitted for j in self._queue):
+            return 0  # a benchmark waiting longer goes first, alone
+        long_running = sum(self.expected_seconds(j.kind) > LONG_JOB_S for j in self._running)
+        if self.expected_seconds(job.kind) > LONG_JOB_S and self.workers > 1 and long_running >= self.workers - 1:
+            return 0  # one worker stays free for short jobs: a prediction never waits behind two sweeps
         if self.policy == "fixed":
             return self.fixed_threads  # a worker is free: this one
         if self._tokens_used >= self.cores:
@@ -371,32 +385,18 @@ class _OtherProcessLoad:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last = self._sample()
+        self._last = cpu_sample()
         self._busy = 0
-
-    @staticmethod
-    def _sample() -> tuple[float, float, float] | None:
-        try:
-            with open("/proc/stat") as stat:
-                fields = [int(v) for v in stat.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        ticks = os.sysconf("SC_CLK_TCK")
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-        times = os.times()
-        return time.monotonic(), (sum(fields) - idle) / ticks, times.user + times.system
 
     def busy_cores(self) -> int:
         """Other processes' busy cores over the last sample interval, rounded."""
         with self._lock:
             if self._last is None:
                 return 0
-            now = time.monotonic()
-            if now - self._last[0] >= 1.0:
-                sample = self._sample()
+            if time.monotonic() - self._last[2] >= 1.0:
+                sample = cpu_sample()
                 if sample is not None:
-                    wall = sample[0] - self._last[0]
-                    others = (sample[1] - self._last[1]) - (sample[2] - self._last[2])
-                    self._busy = max(0, int(others / wall + 0.5))
+                    busy, own, wall = (now - before for now, before in zip(sample, self._last))
+                    self._busy = max(0, int((busy - own) / wall + 0.5))
                     self._last = sample
             return self._busy

@@ -187,3 +187,32 @@ def test_every_finished_job_is_reported_with_its_kind_and_seconds():
     assert [(r["kind"], r["state"], r["threads"]) for r in records] == [("prediction", "done", 1),
                                                                        ("attribution", "failed", 1)]
     assert records[0]["ran_s"] >= 0.05 and records[0]["queued_s"] >= 0 and records[0]["sessions"] == 1
+
+
+def test_a_short_job_passes_a_long_one_in_the_queue(monkeypatch):
+    scheduler = Scheduler(1, policy="fixed", threads=1, watch_other_processes=False)
+    expected = {"sweep": 50.0, "prediction": 0.1}
+    monkeypatch.setattr(scheduler, "expected_seconds", lambda kind: expected.get(kind, 1.0))
+    gate, block = blocker()
+    order = []
+    first = scheduler.submit("busy", block)
+    while first.status().state != "running":
+        time.sleep(0.01)
+    sweep = scheduler.submit("sweep", lambda report: order.append("sweep"), kind="sweep")
+    prediction = scheduler.submit("prediction", lambda report: order.append("prediction"), kind="prediction")
+    assert prediction.status().jobs_ahead == 1 and sweep.status().jobs_ahead == 2  # the running job, the prediction
+    gate.set()
+    sweep.result(), prediction.result()
+    assert order == ["prediction", "sweep"]
+
+
+def test_long_jobs_leave_one_worker_free_for_short_ones(monkeypatch):
+    scheduler = Scheduler(2, policy="fixed", threads=1, watch_other_processes=False)
+    monkeypatch.setattr(scheduler, "expected_seconds", lambda kind: 50.0 if kind == "sweep" else 0.1)
+    gate, block = blocker()
+    sweeps = [scheduler.submit(("sweep", i), block, kind="sweep") for i in range(2)]
+    time.sleep(0.2)
+    assert [t.status().state for t in sweeps] == ["running", "queued"]
+    assert scheduler.run("prediction", lambda report: "answered", kind="prediction") == "answered"  # not behind them
+    gate.set()
+    assert [t.result() for t in sweeps] == ["blocked", "blocked"]

@@ -21,7 +21,7 @@ from torch import nn
 from sbcore.cost import count_flops, count_parameters
 from sbcore.models.registry import plain_counterpart
 from sbcore.errors import SBCoreError
-from sbcore.runtime import release_freed_memory
+from sbcore.runtime import cpu_sample, release_freed_memory
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 WARMUP_CALLS = 2
@@ -180,23 +180,10 @@ class _CpuShare:
     """Share of all cores that processes other than this one kept busy between start and ``read`` (Linux /proc)."""
 
     def __init__(self) -> None:
-        self._start = self._sample()
-
-    @staticmethod
-    def _sample() -> tuple[float, float, float] | None:
-        try:
-            with open("/proc/stat") as handle:
-                fields = [float(v) for v in handle.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        ticks = os.sysconf("SC_CLK_TCK")
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
-        busy = (sum(fields[:8]) - idle) / ticks  # user..steal, without guest time counted twice
-        own = sum(os.times()[:2])
-        return busy, own, time.monotonic()
+        self._start = cpu_sample()
 
     def read(self) -> float | None:
-        end = self._sample()
+        end = cpu_sample()
         if self._start is None or end is None or end[2] <= self._start[2]:
             return None
         busy, own, wall = (e - s for e, s in zip(end, self._start))
