@@ -78,7 +78,8 @@ def attribution_job(model: nn.Module, model_key: str, data: bytes, invert: bool,
         x = model_input(model, data, invert)
         return analysis.attribute(model, x, method, target, stage=stage, baseline=baseline, smoothgrad=smoothgrad)
 
-    return jobs.submit("attribution", (model_key, jobs.digest(data), invert, method, target, stage, baseline, smoothgrad), run)
+    return jobs.submit("attribution", (model_key, jobs.digest(data), invert, method, target, stage, baseline, smoothgrad), run,
+                       long=True)
 
 
 def receptive_field_job(model: nn.Module, model_key: str, image_set: Sequence[bytes] | None, count: int, invert: bool,
@@ -91,7 +92,7 @@ def receptive_field_job(model: nn.Module, model_key: str, image_set: Sequence[by
         images = _erf_images(model, image_set, count, invert).to(next(model.parameters()).device)
         return analysis.effective_receptive_field(model, images, stage, progress=report)
 
-    return jobs.submit("receptive field", (model_key, digests, count, invert, stage), run)
+    return jobs.submit("receptive field", (model_key, digests, count, invert, stage), run, long=True)
 
 
 def _erf_images(model: nn.Module, image_set: Sequence[bytes] | None, count: int, invert: bool) -> torch.Tensor:
@@ -148,7 +149,7 @@ def sweep_job(model: nn.Module, model_key: str, item_a: np.ndarray, item_b: np.n
 
     key = (model_key, jobs.digest(item_a.tobytes()), jobs.digest(item_b.tobytes()), item_a.shape, centre_a, direction,
            distances, per_type)
-    return jobs.submit("sweep", key, run)
+    return jobs.submit("sweep", key, run, long=True)
 
 
 def pair_accuracy(model: nn.Module, model_key: str, centre_a: tuple[int, int], centre_b: tuple[int, int],
@@ -156,7 +157,7 @@ def pair_accuracy(model: nn.Module, model_key: str, centre_a: tuple[int, int], c
     """Accuracy over ``per_type`` x 4 test-item pairs (all four pair types) placed at the two centres."""
     test = same_different_test()
     return jobs.compute("pair accuracy", (model_key, centre_a, centre_b, per_type), lambda report: probe.pair_accuracy(
-        model, test.items, test.pools, centre_a, centre_b, per_type), "Testing many pairs")
+        model, test.items, test.pools, centre_a, centre_b, per_type), "Testing many pairs", long=True)
 
 
 def intervention_means(model: nn.Module, model_key: str) -> dict[str, torch.Tensor]:
@@ -165,7 +166,7 @@ def intervention_means(model: nn.Module, model_key: str) -> dict[str, torch.Tens
     from sbcore.analysis.ablation import model_test_data, training_reference_means
 
     return jobs.compute("reference means", (model_key,), lambda report: training_reference_means(
-        model, model_test_data(model)[1]), "Averaging every block's global context over 512 training images")
+        model, model_test_data(model)[1]), "Averaging every block's global context over 512 training images", long=True)
 
 
 def ablation(model: nn.Module, model_key: str, settings: Sequence[tuple[str, tuple[str, ...]]], mode: str,
@@ -188,7 +189,7 @@ def ablation(model: nn.Module, model_key: str, settings: Sequence[tuple[str, tup
                                   group_names=names, means=means, progress=report, total=len(subset))
 
     return jobs.compute("ablation", (model_key, tuple(settings), mode, per_bin), run, "Measuring",
-                        progress=progress, cancel_on_leave=True)
+                        progress=progress, cancel_on_leave=True, long=True)
 
 
 def patching(model: nn.Module, model_key: str, settings: Sequence[tuple[str, tuple[str, ...]]], pairs: int,
@@ -206,7 +207,7 @@ def patching(model: nn.Module, model_key: str, settings: Sequence[tuple[str, tup
         return patching_scores(model, different, same, resolved, progress=report)
 
     return jobs.compute("patching", (model_key, tuple(settings), pairs), run, "Patching", progress=progress,
-                        cancel_on_leave=True)
+                        cancel_on_leave=True, long=True)
 
 
 def same_probability_under(model: nn.Module, model_key: str, canvas: np.ndarray, targets: tuple[str, ...],

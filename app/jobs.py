@@ -72,9 +72,11 @@ def session_id() -> str:
 
 
 def submit(kind: str, key: tuple[Hashable, ...], run: Callable[[Report], Any], *, exclusive: bool = False,
-           cache: bool = True) -> Ticket:
-    """Queue ``run(report)`` as a job of ``kind`` keyed on ``key`` (or join the same request of another session)."""
-    return scheduler().submit((kind, *key), run, kind=kind, session=session_id(), exclusive=exclusive, cache=cache)
+           cache: bool = True, long: bool = False) -> Ticket:
+    """Queue ``run(report)`` as a job of ``kind`` keyed on ``key`` (or join the same request of another session);
+    ``long`` for work of seconds or more, which leaves one worker to the quick requests of other sessions."""
+    return scheduler().submit((kind, *key), run, kind=kind, session=session_id(), exclusive=exclusive, cache=cache,
+                              long=long)
 
 
 def wait(ticket: Ticket, label: str, progress: Progress | None = None, cancel_on_leave: bool = False) -> Any:
@@ -103,9 +105,9 @@ def wait(ticket: Ticket, label: str, progress: Progress | None = None, cancel_on
 
 def compute(kind: str, key: tuple[Hashable, ...], run: Callable[[Report], Any], label: str, *,
             progress: Progress | None = None, cancel_on_leave: bool = False, exclusive: bool = False,
-            cache: bool = True) -> Any:
+            cache: bool = True, long: bool = False) -> Any:
     """``wait(submit(...))``: run ``run`` through the scheduler and return its value."""
-    ticket = submit(kind, key, run, exclusive=exclusive, cache=cache)
+    ticket = submit(kind, key, run, exclusive=exclusive, cache=cache, long=long)
     return wait(ticket, label, progress, cancel_on_leave)
 
 

@@ -14,8 +14,8 @@ the total never exceeds the cores left free by other processes.
   whose every ticket was cancelled or released is dropped before it starts; a running one stops at its next
   progress report (``JobCancelled``) once its last ticket was cancelled.
 - The next job to start is the one with the shortest expected run time (a moving average per kind) less the time
-  it has waited, so predictions pass sweeps in the queue but no job waits for ever; long jobs (expected over
-  ``LONG_JOB_S``) never take the last free worker, which stays for short ones.
+  it has waited, so predictions pass sweeps in the queue but no job waits for ever; jobs submitted as ``long``
+  never take the last free worker, which stays for short ones.
 - Thread policy ``"adaptive"`` (the default) gives a job alone every core other processes leave free, and one
   core (one thread) per job as soon as two jobs could run, up to one job per core; ``"fixed"`` gives every job
   ``threads`` threads on ``workers`` workers. An exclusive job (a benchmark) waits for every core and runs alone.
@@ -45,7 +45,6 @@ Report = Callable[[int, int], None]  # (done, total) from inside a job
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 _DURATION_SMOOTHING = 0.3  # weight of the newest duration in a kind's moving average
 _FIRST_GUESS_S = 2.0  # expected duration of a kind never run before
-LONG_JOB_S = 2.0  # a kind expected to run longer is a long job: long jobs never take the last free worker
 _GRACE_S = 0.02  # a lone new job waits this long for company (a page queueing several) before taking every core
 
 
@@ -112,9 +111,9 @@ class ByteBudgetCache:
 
 class _Job:
     def __init__(self, number: int, key: Hashable, kind: str, run: Callable[[Report], Any], exclusive: bool,
-                 cache: bool) -> None:
+                 cache: bool, long: bool) -> None:
         self.number, self.key, self.kind, self.run = number, key, kind, run
-        self.exclusive, self.cache = exclusive, cache
+        self.exclusive, self.cache, self.long = exclusive, cache, long
         self.state: JobState = "queued"
         self.tickets = 0
         self.cancelled_tickets = 0
@@ -213,11 +212,12 @@ class Scheduler:
     # requests
 
     def submit(self, key: Hashable, run: Callable[[Report], Any], *, kind: str = "job", session: str = "",
-               exclusive: bool = False, cache: bool = True) -> Ticket:
+               exclusive: bool = False, cache: bool = True, long: bool = False) -> Ticket:
         """Ask for ``run(report)`` under ``key``: from the cache, by joining the same key in flight, or queued.
 
         ``run`` calls ``report(done, total)`` to publish progress (and to be cancellable while running).
-        ``exclusive`` jobs run alone on every core; ``cache=False`` results are not kept after delivery.
+        ``exclusive`` jobs run alone on every core; ``long`` jobs (seconds or more: attributions, sweeps) never
+        take the last free worker; ``cache=False`` results are not kept after delivery.
         """
         if cache:
             found, value = self.cache.get(key)
@@ -228,7 +228,7 @@ class Scheduler:
             if job is not None:  # queued or running: join it
                 self.shared += 1
             else:
-                job = _Job(next(self._numbers), key, kind, run, exclusive, cache)
+                job = _Job(next(self._numbers), key, kind, run, exclusive, cache, long)
                 self._in_flight[key] = job
                 self._queue.append(job)
                 self._condition.notify_all()
@@ -320,8 +320,7 @@ class Scheduler:
         if any(j.exclusive for j in self._running) or any(
                 j.exclusive and j.submitted < job.submitted for j in self._queue):
             return 0  # a benchmark waiting longer goes first, alone
-        long_running = sum(self.expected_seconds(j.kind) > LONG_JOB_S for j in self._running)
-        if self.expected_seconds(job.kind) > LONG_JOB_S and self.workers > 1 and long_running >= self.workers - 1:
+        if job.long and self.workers > 1 and sum(j.long for j in self._running) >= self.workers - 1:
             return 0  # one worker stays free for short jobs: a prediction never waits behind two sweeps
         if self.policy == "fixed":
             return self.fixed_threads  # a worker is free: this one

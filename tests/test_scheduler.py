@@ -206,11 +206,10 @@ def test_a_short_job_passes_a_long_one_in_the_queue(monkeypatch):
     assert order == ["prediction", "sweep"]
 
 
-def test_long_jobs_leave_one_worker_free_for_short_ones(monkeypatch):
+def test_long_jobs_leave_one_worker_free_for_short_ones():
     scheduler = Scheduler(2, policy="fixed", threads=1, watch_other_processes=False)
-    monkeypatch.setattr(scheduler, "expected_seconds", lambda kind: 50.0 if kind == "sweep" else 0.1)
     gate, block = blocker()
-    sweeps = [scheduler.submit(("sweep", i), block, kind="sweep") for i in range(2)]
+    sweeps = [scheduler.submit(("sweep", i), block, kind="sweep", long=True) for i in range(2)]
     time.sleep(0.2)
     assert [t.status().state for t in sweeps] == ["running", "queued"]
     assert scheduler.run("prediction", lambda report: "answered", kind="prediction") == "answered"  # not behind them

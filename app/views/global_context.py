@@ -29,8 +29,8 @@ LOW, HIGH = DEFAULT_TASK.item_size // 2, DEFAULT_TASK.canvas_size - DEFAULT_TASK
 DIRECTIONS = {"right": (0, 1), "down": (1, 0), "down-right": (1, 1)}
 REACH_LABEL_Y = 108  # above the 100% curves and their intervals
 PAIRS_PER_TYPE = 25  # the probe's many-pairs accuracy: 100 pairs
-SWEEP_PAIRS_PER_TYPE = 15  # per sweep distance: 60 pairs
-SWEEP_ACCURACY_STEP = 8  # px between the sweep's many-pairs points
+SWEEP_PAIRS_PER_TYPE = 10  # per sweep distance: 40 pairs, enough to tell 50% from 100%
+SWEEP_ACCURACY_STEP = 12  # px between the sweep's many-pairs points
 
 
 def header() -> None:
