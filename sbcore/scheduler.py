@@ -14,8 +14,8 @@ the total never exceeds the cores left free by other processes.
   whose every ticket was cancelled or released is dropped before it starts; a running one stops at its next
   progress report (``JobCancelled``) once its last ticket was cancelled.
 - The next job to start is the one with the shortest expected run time (a moving average per kind) less the time
-  it has waited, so predictions pass sweeps in the queue but no job waits for ever; jobs submitted as ``long``
-  never take the last free worker, which stays for short ones.
+  it has waited, so predictions pass sweeps in the queue but no job waits for ever; while other sessions have
+  work, jobs submitted as ``long`` never take the last free worker, which stays for their quick requests.
 - Thread policy ``"adaptive"`` (the default) gives a job alone every core other processes leave free, and one
   core (one thread) per job as soon as two jobs could run, up to one job per core; ``"fixed"`` gives every job
   ``threads`` threads on ``workers`` workers. An exclusive job (a benchmark) waits for every core and runs alone.
@@ -313,6 +313,11 @@ class Scheduler:
             grace = min((j.submitted for j in self._queue), default=now) + _GRACE_S - now
             self._condition.wait(timeout=grace if grace > 0 else 1.0)  # 1 s: also re-reads the other processes' load
 
+    def _other_sessions(self, job: _Job) -> set[str]:
+        """Sessions other than ``job``'s with work queued or running (called with the condition held)."""
+        others = [j.sessions for j in [*self._running, *self._queue] if j is not job]
+        return set().union(*others) - job.sessions
+
     def _tokens_for(self, job: _Job) -> int:
         """Core tokens ``job`` gets if it can start now, else 0 (called with the condition held)."""
         if job.exclusive:
@@ -320,8 +325,9 @@ class Scheduler:
         if any(j.exclusive for j in self._running) or any(
                 j.exclusive and j.submitted < job.submitted for j in self._queue):
             return 0  # a benchmark waiting longer goes first, alone
-        if job.long and self.workers > 1 and sum(j.long for j in self._running) >= self.workers - 1:
-            return 0  # one worker stays free for short jobs: a prediction never waits behind two sweeps
+        if job.long and self.workers > 1 and sum(j.long for j in self._running) >= self.workers - 1 and (
+                self._other_sessions(job)):
+            return 0  # with other sessions about, one worker stays free for their quick requests
         if self.policy == "fixed":
             return self.fixed_threads  # a worker is free: this one
         if self._tokens_used >= self.cores:

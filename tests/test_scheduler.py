@@ -209,9 +209,20 @@ def test_a_short_job_passes_a_long_one_in_the_queue(monkeypatch):
 def test_long_jobs_leave_one_worker_free_for_short_ones():
     scheduler = Scheduler(2, policy="fixed", threads=1, watch_other_processes=False)
     gate, block = blocker()
-    sweeps = [scheduler.submit(("sweep", i), block, kind="sweep", long=True) for i in range(2)]
+    sweeps = [scheduler.submit(("sweep", i), block, kind="sweep", long=True, session=f"student {i}") for i in range(2)]
     time.sleep(0.2)
     assert [t.status().state for t in sweeps] == ["running", "queued"]
     assert scheduler.run("prediction", lambda report: "answered", kind="prediction") == "answered"  # not behind them
     gate.set()
     assert [t.result() for t in sweeps] == ["blocked", "blocked"]
+
+
+def test_one_session_alone_runs_its_long_jobs_on_every_worker():
+    scheduler = Scheduler(2, policy="fixed", threads=1, watch_other_processes=False)
+    gate, block = blocker()
+    jobs = [scheduler.submit(("attribution", i), block, kind="attribution", long=True, session="teacher")
+            for i in range(2)]
+    time.sleep(0.2)
+    assert [t.status().state for t in jobs] == ["running", "running"]
+    gate.set()
+    assert [t.result() for t in jobs] == ["blocked", "blocked"]
