@@ -71,15 +71,27 @@ def familiarity(model: nn.Module, name: str, data: bytes, invert: bool) -> ood.F
 
 
 def attribution_job(model: nn.Module, model_key: str, data: bytes, invert: bool, method: str, target: int | None,
-                    stage: str | None, baseline: str, smoothgrad: bool) -> jobs.Ticket:
-    """Queue one Captum attribution of one image for ``target`` (None: the model's top-1); IG picks its steps.
-    ``jobs.wait`` on the ticket gives the ``analysis.Attribution``."""
+                    stage: str | None, baseline: str, smoothgrad: bool,
+                    max_steps: int = analysis.IG_MAX_STEPS) -> jobs.Ticket:
+    """Queue one Captum attribution of one image for ``target`` (None: the model's top-1); IG picks its steps, up
+    to ``max_steps``. ``jobs.wait`` on the ticket gives the ``analysis.Attribution``."""
     def run(report: jobs.Report) -> analysis.Attribution:
         x = model_input(model, data, invert)
-        return analysis.attribute(model, x, method, target, stage=stage, baseline=baseline, smoothgrad=smoothgrad)
+        return analysis.attribute(model, x, method, target, stage=stage, baseline=baseline, smoothgrad=smoothgrad,
+                                  max_steps=max_steps)
 
-    return jobs.submit("attribution", (model_key, jobs.digest(data), invert, method, target, stage, baseline, smoothgrad), run,
-                       long=True)
+    settings = (model_key, jobs.digest(data), invert, method, target, stage, baseline, smoothgrad, max_steps)
+    return jobs.submit("attribution", settings, run, long=True)
+
+
+def faithfulness_job(model: nn.Module, model_key: str, data: bytes, invert: bool, attribution: analysis.Attribution,
+                     request: tuple, stage: str | None) -> jobs.Ticket:
+    """Queue the faithfulness scores (``analysis.faithfulness``: deletion, insertion, ROAD, the randomisation check)
+    of an attribution made with the settings ``request`` (the attribution job's, which determine it)."""
+    def run(report: jobs.Report) -> analysis.Faithfulness:
+        return analysis.faithfulness(model, model_input(model, data, invert), attribution, stage=stage)
+
+    return jobs.submit("faithfulness", (model_key, jobs.digest(data), invert, *request), run, long=True)
 
 
 def receptive_field_job(model: nn.Module, model_key: str, image_set: Sequence[bytes] | None, count: int, invert: bool,

@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 from PIL import Image
 
 from app import look
+from sbcore.analysis import Faithfulness
 
 COLOUR_MAPS = ["inferno", "viridis", "magma", "plasma", "cividis", "turbo", "RdBu_r"]
 _MIME = {".csv": "text/csv", ".json": "application/json", ".png": "image/png", ".md": "text/markdown"}
@@ -189,6 +190,28 @@ def predictions_figure(frame: pd.DataFrame, height: int = 240) -> go.Figure:
     fig.update_xaxes(title="probability (%)", range=[0, 100])
     fig.update_layout(height=height, margin=dict(l=0, r=10, t=10, b=0))
     return fig
+
+
+def faithfulness_figure(result: Faithfulness, height: int = 220) -> go.Figure:
+    """The deletion and insertion curves of one map (solid) beside a random map's (dashed)."""
+    figure = go.Figure()
+    for kind, colour in (("deletion", "#d62728"), ("insertion", "#1f77b4")):
+        for curve, dash, name in ((getattr(result, kind), "solid", kind), (result.random[kind], "dash", f"random {kind}")):
+            figure.add_scatter(x=curve.fractions, y=curve.scores, name=name, mode="lines",
+                               line={"color": colour, "dash": dash})
+    figure.update_layout(height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                         xaxis_title="share of pixels changed, most relevant first", yaxis_title="P(class)",
+                         yaxis_range=[0, 1.02], legend={"orientation": "h", "y": -0.35})
+    return figure
+
+
+def faithfulness_frame(result: Faithfulness) -> pd.DataFrame:
+    """The curves behind ``faithfulness_figure``, one column per curve."""
+    columns = {"share_changed": result.deletion.fractions}
+    for kind in ("deletion", "insertion"):
+        columns[kind] = getattr(result, kind).scores
+        columns[f"random_{kind}"] = result.random[kind].scores
+    return pd.DataFrame(columns)
 
 
 def show_chart(fig: go.Figure, key: str, file_stem: str, data: pd.DataFrame | None = None, **chart_kwargs):

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from sbcore import cost, evaluate, model_card, train
-from sbcore.analysis import ablation_cli, cli as analysis_cli
+from sbcore.analysis import ablation_cli, cli as analysis_cli, faithfulness_cli
 from sbcore.cli_types import OneLineParser
 from sbcore.console import run_command
 from sbcore.runtime import keep_freed_memory
@@ -17,6 +17,7 @@ SUBCOMMANDS = (
     evaluate.configure_cli,
     *analysis_cli.CONFIGURE,
     ablation_cli.configure_ablate,
+    faithfulness_cli.configure_faithfulness,
 )
 
 

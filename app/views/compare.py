@@ -3,6 +3,7 @@ colour scale, each model's prediction (with its out-of-distribution notice) abov
 a click, with progress and Cancel; the last result stays, marked stale when a control changes."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 from torch import nn
 
@@ -22,7 +23,15 @@ BASELINE_EFFECT = {
 }
 COMPLETENESS_NOTE = (
     "Integrated Gradients' attributions should add up to the change of the class score from the baseline to the "
-    "image; the error is how far they miss, as a share of that change (steps are added until it is under 5%)."
+    "image; the error is how far they miss, as a share of that change. Steps are added (from 32 up to 256, or up to "
+    "1,024 with More IG steps) until it is under 5%; when the cap comes first, a warning above the maps says so."
+)
+FAITHFULNESS_NOTE = (
+    "Deletion: the map's most relevant pixels are set to black first and the class probability is read as they go; "
+    "insertion: they are put back first, starting from black; ROAD imputes removed pixels from their neighbours "
+    "instead (MoRF: most relevant first, LeRF: least). The randomisation check re-initialises the layers from the "
+    "head down and compares the maps by rank correlation. Each number sits beside the same score for random maps "
+    "of this image. Over 200 test images per model: README, 'Which attribution map to trust'."
 )
 PARAMS = [
     links.Param("models", "compare_models", lambda: state.model_names(), many=True, max_count=MAX_MODELS),
@@ -74,39 +83,69 @@ def settings_panel(models: dict[str, nn.Module], image, picked: inputs.ImageInpu
     smoothgrad = st.checkbox(
         "SmoothGrad (average over noisy copies)", key="compare_smoothgrad", disabled=method in ("occlusion", "grad_cam")
     ) and method not in ("occlusion", "grad_cam")
+    more_steps = st.checkbox(
+        f"More IG steps (up to {analysis.IG_MORE_STEPS:,}; slower)", key="compare_more_steps",
+        help="Integrated Gradients adds path steps until its completeness error is under 5%, by default up to "
+             f"{analysis.IG_MAX_STEPS}; some targets and baselines need more.",
+    ) if method == "integrated_gradients" and not smoothgrad else False
     invert = st.checkbox(
         "Invert colours", value=first.preprocessing.dark_background and inputs.light_background(image),
         key=f"compare_invert_{picked.digest}", help=inputs.INVERT_HELP,
     )
+    scored = st.checkbox("Score faithfulness (deletion, insertion, ROAD, randomisation check)", value=True,
+                         key="compare_faithfulness")
     return {"method": method, "target": None if target == TOP1 else target, "stage": stage, "baseline": baseline,
-            "smoothgrad": smoothgrad, "invert": invert}
+            "smoothgrad": smoothgrad, "invert": invert,
+            "max_steps": analysis.IG_MORE_STEPS if more_steps else analysis.IG_MAX_STEPS, "faithfulness": scored}
 
 
 def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, settings: dict, signature: tuple) -> None:
     """Queue every model's attribution at once (the server runs them side by side when it has the cores), then
-    collect them one step per model, keeping what is done if the run is stopped."""
+    each model's faithfulness scores as its map arrives, and collect them one step per job, keeping what is done
+    if the run is stopped."""
+    request = {name: (settings["method"], settings["target"], settings["stage"], settings["baseline"],
+                      settings["smoothgrad"], settings["max_steps"]) for name in models}
     tickets = {name: compute.attribution_job(model, state.model_key(name), picked.data, settings["invert"],
-                                             settings["method"], settings["target"], settings["stage"],
-                                             settings["baseline"], settings["smoothgrad"])
+                                             *request[name])
                for name, model in models.items()}
-    results = {}
+    scoring, results = {}, {}
+    steps = len(models) * (2 if settings["faithfulness"] else 1)
     try:
-        with memory.Run(PAGE, len(models), "Attributing") as run:
+        with memory.Run(PAGE, steps, "Attributing") as run:
             for name, model in models.items():
-                run.step(f"{name} ({run.done + 1} of {len(models)})")
+                run.step(f"{name}: attribution ({run.done + 1} of {steps})")
                 key = state.model_key(name)
-                results[name] = (
-                    compute.predictions(model, key, picked.data, settings["invert"]),
-                    jobs.wait(tickets[name], f"Attributing with {name}", cancel_on_leave=True),
-                    compute.familiarity(model, name, picked.data, settings["invert"]),
-                )
+                attribution = jobs.wait(tickets[name], f"Attributing with {name}", cancel_on_leave=True)
+                if settings["faithfulness"]:
+                    scoring[name] = compute.faithfulness_job(model, key, picked.data, settings["invert"], attribution,
+                                                             request[name], settings["stage"])
+                results[name] = (compute.predictions(model, key, picked.data, settings["invert"]), attribution,
+                                 compute.familiarity(model, name, picked.data, settings["invert"]), None)
+                run.advance()
+                memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
+                                                    extra={"image": picked, **settings}))
+            for name, ticket in scoring.items():
+                run.step(f"{name}: faithfulness ({run.done + 1} of {steps})")
+                results[name] = (*results[name][:3], jobs.wait(ticket, f"Scoring {name}'s map", cancel_on_leave=True))
                 run.advance()
                 memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
                                                     extra={"image": picked, **settings}))
     finally:
-        for ticket in tickets.values():  # those a stopped run never waited for
+        for ticket in [*tickets.values(), *scoring.values()]:  # those a stopped run never waited for
             ticket.cancel()
     memory.remember(PAGE, memory.Stored(signature, results, seconds=run.seconds, extra={"image": picked, **settings}))
+
+
+def completeness_warnings(stored: memory.Stored) -> None:
+    """One warning naming every model whose Integrated Gradients map missed the completeness goal, with remedies."""
+    failed = [(name, result[1]) for name, result in stored.value.items() if analysis.not_converged(result[1])]
+    if not failed:
+        return
+    names = ", ".join(f"{state.model_label(name)} (off by {a.completeness_error:.0%} after {a.n_steps} steps)"
+                      for name, a in failed)
+    more = "" if stored.extra["max_steps"] > analysis.IG_MAX_STEPS else "tick More IG steps, or "
+    st.warning(f"**Integrated Gradients did not converge for {names}.** {analysis.NOT_CONVERGED_MEANING} To fix it, "
+               f"{more}choose another baseline (the dataset mean often converges).", icon=":material/warning:")
 
 
 def show_results(stored: memory.Stored, opacity: float, cmap: str) -> None:
@@ -118,7 +157,8 @@ def show_results(stored: memory.Stored, opacity: float, cmap: str) -> None:
         "so every map shares one 0-1 colour scale; compare where the evidence sits, not its absolute size."
         + (f" Took {stored.seconds:.1f} s." if stored.complete else "")
     )
-    for column, (name, (predictions, attribution, familiarity)) in zip(st.columns(len(stored.value)), stored.value.items()):
+    completeness_warnings(stored)
+    for column, (name, (predictions, attribution, familiarity, faithful)) in zip(st.columns(len(stored.value)), stored.value.items()):
         model = state.get_model(name)
         view = model_view(image, model.metadata.preprocessing, invert)
         classes = model.metadata.class_names
@@ -133,8 +173,30 @@ def show_results(stored: memory.Stored, opacity: float, cmap: str) -> None:
             if attribution.completeness_error is not None:
                 st.caption(f"Completeness error: {attribution.completeness_error:.1%} of the logit gap "
                            f"({attribution.n_steps} steps).", help=COMPLETENESS_NOTE)
-    if any(a.completeness_error is not None for _, a, _ in stored.value.values()):
+            if faithful is not None:
+                st.caption(analysis.verdict(faithful))
+                plots.show_chart(plots.faithfulness_figure(faithful), f"compare_faithfulness_{name}",
+                                 f"{name}_{method}_faithfulness", plots.faithfulness_frame(faithful))
+    if any(result[1].completeness_error is not None for result in stored.value.values()):
         st.caption(COMPLETENESS_NOTE)
+    scored = {name: result[3] for name, result in stored.value.items() if result[3] is not None}
+    if scored:
+        faithfulness_table(scored)
+
+
+def faithfulness_table(scored: dict[str, analysis.Faithfulness]) -> None:
+    """Every score of every model beside the random map's, with which direction is better."""
+    rows = [{"model": state.model_label(name), "metric": label, "this map": values[key],
+             "random map": values["random_" + key], "better": direction}
+            for name, result in scored.items() for values in [result.scores()]
+            for key, (label, direction) in analysis.FAITHFULNESS_METRICS.items() if key in values]
+    with st.expander("Faithfulness scores", expanded=True):
+        st.caption(FAITHFULNESS_NOTE)
+        frame = pd.DataFrame(rows)
+        st.dataframe(frame, hide_index=True, column_config={
+            "this map": st.column_config.NumberColumn(format="%.3f"),
+            "random map": st.column_config.NumberColumn(format="%.3f")})
+        plots.download("CSV", frame, "faithfulness.csv", key="compare_faithfulness_csv")
 
 
 header()

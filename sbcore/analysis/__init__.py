@@ -1,6 +1,9 @@
 """Analysis instruments: spatial-bias maps and attention, Captum attributions, effective
 receptive fields and throughput, for any sbcore ResNet."""
-from sbcore.analysis.attribution import ATTRIBUTION_METHODS, BASELINES, Attribution, attribute, make_baseline, normalise_heatmap
+from sbcore.analysis.attribution import (
+    ATTRIBUTION_METHODS, BASELINES, IG_MAX_STEPS, IG_MORE_STEPS, NOT_CONVERGED_MEANING, Attribution, attribute, completeness_warning,
+    make_baseline, normalise_heatmap, not_converged,
+)
 from sbcore.analysis.erf import (
     AREA_THRESHOLDS,
     ERFResult,
@@ -9,6 +12,7 @@ from sbcore.analysis.erf import (
     radial_profile,
     theoretical_receptive_field,
 )
+from sbcore.analysis.faithfulness import FAITHFULNESS_METRICS, Faithfulness, faithfulness, verdict
 from sbcore.analysis.maps import BlockMaps, BranchStep, MapsResult, spatial_bias_maps, spatial_bias_steps
 from sbcore.analysis.predict import Prediction, predict
 from sbcore.analysis.structure import non_local_blocks, spatial_bias_blocks, stage_names
@@ -20,20 +24,28 @@ __all__ = [
     "Attribution",
     "BASELINES",
     "BlockMaps",
+    "IG_MAX_STEPS",
+    "IG_MORE_STEPS",
     "BranchStep",
     "DTYPES",
     "ERFResult",
+    "FAITHFULNESS_METRICS",
+    "Faithfulness",
     "MapsResult",
+    "NOT_CONVERGED_MEANING",
     "Prediction",
     "ThroughputRow",
     "attribute",
+    "completeness_warning",
     "effective_receptive_field",
+    "faithfulness",
     "format_throughput_table",
     "make_baseline",
     "measure_throughput",
     "noise_images",
     "non_local_blocks",
     "normalise_heatmap",
+    "not_converged",
     "predict",
     "radial_profile",
     "spatial_bias_blocks",
@@ -41,4 +53,5 @@ __all__ = [
     "spatial_bias_steps",
     "stage_names",
     "theoretical_receptive_field",
+    "verdict",
 ]

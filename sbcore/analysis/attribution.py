@@ -40,7 +40,8 @@ BASELINES: dict[str, str] = {
     "blurred": "Blurred copy of the image",
     "mean": "Dataset mean (grey)",
 }
-IG_FIRST_STEPS, IG_MAX_STEPS = 32, 256  # Integrated Gradients' first try and ceiling when choosing steps
+IG_FIRST_STEPS, IG_MAX_STEPS = 32, 256  # Integrated Gradients' first try and default ceiling when choosing steps
+IG_MORE_STEPS = 1024  # the ceiling offered when the default one leaves the completeness error too large
 MAX_COMPLETENESS_ERROR = 0.05  # of the logit gap F(x) - F(baseline)
 SMOOTHGRAD_IG_STEPS = 12  # per noisy copy: SmoothGrad averages over copies, which also evens out the path sum;
 # 8 copies x 12 steps keep IG + SmoothGrad under 5 s for the four 28x28 models (benchmarks/analysis_speed.py)
@@ -58,6 +59,29 @@ class Attribution:
     completeness_error: float | None = None  # |delta| / |F(x) - F(baseline)| for the target (IG only)
     n_steps: int | None = None  # Integrated Gradients' path steps actually used
     baseline: str | None = None  # the reference input of IG and Occlusion (a key of BASELINES)
+
+
+NOT_CONVERGED_MEANING = (
+    "The map's values are not reliable: some pixels carry too much attribution or too little, so read it as a rough "
+    "ranking at best."
+)
+
+
+def not_converged(attribution: Attribution, max_error: float = MAX_COMPLETENESS_ERROR) -> bool:
+    """Whether an Integrated Gradients map missed the completeness goal (False for other methods)."""
+    return attribution.completeness_error is not None and attribution.completeness_error >= max_error
+
+
+def completeness_warning(attribution: Attribution, max_error: float = MAX_COMPLETENESS_ERROR) -> str | None:
+    """What an Integrated Gradients map that missed the completeness goal means (remedies are the caller's: they
+    name its own controls); None for a map within the goal and for other methods."""
+    if not not_converged(attribution, max_error):
+        return None
+    return (
+        f"Integrated Gradients did not converge: after {attribution.n_steps} steps its attributions miss the change "
+        f"of the class score from the baseline to the image by {attribution.completeness_error:.1%} (the goal is "
+        f"under {max_error:.0%}). {NOT_CONVERGED_MEANING}"
+    )
 
 
 def normalise_heatmap(raw: np.ndarray) -> np.ndarray:
@@ -146,13 +170,13 @@ def _logit_gap(model: nn.Module, x: torch.Tensor, baseline: torch.Tensor, target
 
 def _integrated_gradients(
     model: nn.Module, x: torch.Tensor, target: int, baseline: torch.Tensor, n_steps: int | None,
-    internal_batch_size: int, max_error: float,
+    internal_batch_size: int, max_error: float, max_steps: int,
 ) -> tuple[torch.Tensor, float, float, int]:
     """(attributions, |delta|, |delta| / |gap|, steps) for a fixed ``n_steps``, or with steps chosen.
 
     Chosen: IG_FIRST_STEPS, then as many more as the error predicts if it shrinks like 1 / steps^2
     (aiming at 80% of ``max_error``, at least 16 more, a multiple of 16), until the error is under
-    ``max_error`` or IG_MAX_STEPS is reached.
+    ``max_error`` or ``max_steps`` is reached.
     """
     gap = abs(_logit_gap(model, x, baseline, target))
     algorithm = IntegratedGradients(model)
@@ -164,10 +188,10 @@ def _integrated_gradients(
         )
         delta = float(deltas.abs().max())
         error = delta / gap if gap > 1e-6 else 0.0
-        if n_steps or error < max_error or steps >= IG_MAX_STEPS:
+        if n_steps or error < max_error or steps >= max_steps:
             return result, delta, error, steps
         wanted = steps * math.sqrt(error / (0.8 * max_error))
-        steps = min(IG_MAX_STEPS, max(steps + 16, 16 * math.ceil(wanted / 16)))
+        steps = min(max_steps, max(steps + 16, 16 * math.ceil(wanted / 16)))
 
 
 def attribute(
@@ -184,6 +208,7 @@ def attribute(
     smoothgrad_samples: int = 8,
     noise_std: float = 0.15,
     max_completeness_error: float = MAX_COMPLETENESS_ERROR,
+    max_steps: int = IG_MAX_STEPS,
 ) -> Attribution:
     """Attribute one image's class score to its pixels with a Captum method.
 
@@ -193,7 +218,8 @@ def attribute(
         target: class index; None for the predicted class.
         stage: Grad-CAM's stage (default: the last one).
         n_steps: Integrated Gradients' path steps; None (default) chooses them so that the
-            completeness error is under ``max_completeness_error`` of the logit gap (up to IG_MAX_STEPS).
+            completeness error is under ``max_completeness_error`` of the logit gap (up to ``max_steps``);
+            ``completeness_warning`` says when it is not.
         baseline: the reference input of IG and Occlusion, a key of BASELINES (default: ``mean``).
         internal_batch_size: inputs per forward pass: IG's path points, Occlusion's perturbations,
             SmoothGrad's noisy copies (1 runs them one at a time).
@@ -214,7 +240,7 @@ def attribute(
         reference = make_baseline(model, x.detach(), baseline)
         if method == "integrated_gradients" and not smoothgrad:
             result, delta, error, steps = _integrated_gradients(
-                model, x, target, reference, n_steps, internal_batch_size, max_completeness_error
+                model, x, target, reference, n_steps, internal_batch_size, max_completeness_error, max_steps
             )
         else:
             if method == "integrated_gradients":

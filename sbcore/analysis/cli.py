@@ -8,6 +8,7 @@ import argparse
 import csv
 import io
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from sbcore.analysis import figures
-from sbcore.analysis.attribution import ATTRIBUTION_METHODS, BASELINES, MAX_COMPLETENESS_ERROR, attribute
+from sbcore.analysis.attribution import ATTRIBUTION_METHODS, BASELINES, attribute, completeness_warning
 from sbcore.analysis.erf import effective_receptive_field, noise_images, radial_profile
 from sbcore.analysis.maps import check_spatial_bias_block, spatial_bias_maps, spatial_bias_steps
 from sbcore.analysis.predict import class_label
@@ -177,13 +178,13 @@ def _run_explain(args: argparse.Namespace) -> None:
         if result.completeness_error is not None:
             report["methods"][method].update(
                 steps=result.n_steps, convergence_delta=result.convergence_delta,
-                completeness_error=result.completeness_error,
+                completeness_error=result.completeness_error, warning=completeness_warning(result),
             )
             print(f"{ATTRIBUTION_METHODS[method]}: {result.n_steps} steps; the attributions add up to the change in "
                   f"the class score from the baseline to the image within {result.completeness_error:.1%}")
-            if result.completeness_error >= MAX_COMPLETENESS_ERROR:
-                print(f"  that is above the {MAX_COMPLETENESS_ERROR:.0%} goal: read this map as approximate "
-                      "(more --steps, or another --baseline, may bring the error down)")
+            if completeness_warning(result):
+                print(f"warning: {completeness_warning(result)} Try another --baseline (mean often converges) or more "
+                      "--steps (up to 1000).", file=sys.stderr)
     labels = [class_label(model, a.target) for a in attributions]
     figures.save(figures.attribution_figure(view, attributions, labels), out / f"{stem}_explain.png")
     _write_json(out / f"{stem}_explain.json", report)
@@ -208,7 +209,7 @@ def configure_explain(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stage", default=None, help="Grad-CAM stage, e.g. layer3 (default: the last stage)")
     parser.add_argument("--steps", type=integer(1, 1_000), default=None,
                         help="Integrated Gradients path steps, 1 to 1000 (default: as many as keep its completeness "
-                        "error under 5%% of the score change, 32 to 256)")
+                        "error under 5%% of the score change, 32 to 256; a warning when 256 leave it above)")
     parser.add_argument("--baseline", choices=list(BASELINES), default="mean",
                         help="reference input of Integrated Gradients and Occlusion (default: mean)")
     parser.add_argument("--internal-batch-size", type=integer(1, MAX_BATCH), default=16,

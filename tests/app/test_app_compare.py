@@ -70,3 +70,31 @@ def test_bad_upload_shows_the_error_instead_of_maps(open_page):
     assert at.radio(key="compare_source").value == "upload"
     assert len(at.error) == 1 and "empty" in at.error[0].value
     assert not _predictions(at)
+
+
+def test_the_default_run_scores_every_map_beside_a_random_map(open_page):
+    at = open_page("compare", compare_models=["resnet38.fmnist", "sb_resnet38.fmnist"])
+    at.button(key="compare_run").click().run()
+    assert not at.exception, at.exception
+    verdicts = [c.value for c in at.caption if c.value.startswith("Deletion AUC")]
+    assert len(verdicts) == 2 and all("than a random map's" in v and "randomisation check" in v for v in verdicts)
+    (table,) = [d.value for d in at.dataframe]
+    assert len(table) == 2 * 5 and set(table["better"]) == {"lower is better", "higher is better"}
+    deletion = table[table["metric"] == "Deletion AUC"]
+    assert (deletion["this map"] < deletion["random map"]).all()  # IG finds what the prediction rests on
+
+
+def test_integrated_gradients_that_cannot_converge_warns_and_names_the_remedies(open_page):
+    classes = sbcore.create_model("nl_resnet38.fmnist", pretrained=True).metadata.class_names
+    at = open_page("compare", compare_models=["nl_resnet38.fmnist", "sbnl_resnet38.fmnist"],
+                   compare_sample="fmnist_0000_ankle_boot.png", compare_target=classes.index("Sneaker"),
+                   compare_baseline="black", compare_faithfulness=False)
+    at.button(key="compare_run").click().run()
+    assert not at.exception, at.exception
+    (warning,) = [w.value for w in at.warning]
+    assert warning.startswith("**Integrated Gradients did not converge for nl_resnet38.fmnist (off by 48% after 256 steps)")
+    assert "tick More IG steps, or choose another baseline" in warning and "not reliable" in warning
+    at.radio(key="compare_baseline").set_value("mean").run()
+    at.button(key="compare_run").click().run()
+    assert not at.exception, at.exception
+    assert not at.warning  # the dataset-mean baseline converges for both
