@@ -21,7 +21,8 @@ from PIL import Image
 from app import look
 from sbcore.analysis import Faithfulness
 
-COLOUR_MAPS = ["inferno", "viridis", "magma", "plasma", "cividis", "turbo", "RdBu_r"]
+COLOUR_MAPS = ["inferno", "viridis", "magma", "plasma", "cividis", "turbo"]  # sequential: magnitudes
+DIVERGING_MAPS = ["RdBu_r", "PuOr_r", "PiYG"]  # signed values, zero in the middle (white)
 _MIME = {".csv": "text/csv", ".json": "application/json", ".png": "image/png", ".md": "text/markdown"}
 
 
@@ -40,6 +41,12 @@ def colour_scale(name: str, steps: int = 32) -> list[list]:
     """
     table = colour_table(name)[np.linspace(0, 255, steps).round().astype(int)]
     return [[i / (steps - 1), "rgb({},{},{})".format(*colour)] for i, colour in enumerate(table)]
+
+
+def centred_range(values: np.ndarray) -> tuple[float, float]:
+    """(-m, m) with m the largest |value| (1 for all zeros): zero sits in the middle of a diverging colour map."""
+    largest = float(np.abs(values).max()) or 1.0
+    return -largest, largest
 
 
 def as_rgb(view: np.ndarray) -> np.ndarray:
@@ -152,14 +159,19 @@ def heatmap_grid(
     cmap: str = "inferno",
     columns: int = 4,
     height_per_row: int = 220,
+    centred: bool = False,
 ) -> go.Figure:
-    """Small multiples of 2D maps on one colour range, with its colour bar."""
+    """Small multiples of 2D maps on one colour range, with its colour bar; ``centred``: a range symmetric about
+    zero, for a diverging colour map."""
     count = len(maps)
     columns = min(columns, count)
     rows = int(np.ceil(count / columns))
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.03, vertical_spacing=0.08)
     low = float(min(np.min(m) for m in maps))
     high = float(max(np.max(m) for m in maps))
+    if centred:
+        high = max(abs(low), abs(high)) or 1.0
+        low = -high
     for index, values in enumerate(maps):
         row, col = divmod(index, columns)
         fig.add_trace(

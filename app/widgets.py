@@ -1,8 +1,9 @@
-"""Small pieces several pages show: a prediction with its out-of-distribution notice."""
+"""Small pieces several pages show: a prediction with its out-of-distribution notice, the Values choice of a map."""
 from __future__ import annotations
 
 import streamlit as st
 
+from app import plots
 from sbcore.analysis import Prediction
 from sbcore.analysis.ood import Familiarity
 
@@ -36,3 +37,24 @@ def prediction(top: Prediction, familiarity: Familiarity | None) -> None:
             f":material/check_circle: Familiar input: scores above {familiarity.percentile:.0%} of the test images.",
             help=FAMILIARITY_HELP,
         )
+
+
+VALUES = {"signed": "signed (0 = white)", "magnitude": "|value|"}
+
+
+def value_display(key: str, allow_signed: bool = True) -> tuple[bool, str]:
+    """The Values choice and a colour map that fits it: (signed, colour map). Signed values get a diverging map
+    centred on zero, magnitudes a sequential one; ``allow_signed`` False (a magnitude-only method) offers no
+    choice. Widget keys: ``{key}_values``, ``{key}_signed_cmap``, ``{key}_cmap``."""
+    if not allow_signed:
+        st.caption("Values: |value| (this method gives magnitudes only)")
+    elif st.radio("Values", list(VALUES), format_func=VALUES.get, key=f"{key}_values", horizontal=True) == "signed":
+        return True, st.selectbox("Colour map", plots.DIVERGING_MAPS, key=f"{key}_signed_cmap")
+    return False, st.selectbox("Colour map", plots.COLOUR_MAPS, key=f"{key}_cmap")
+
+
+def chosen_display(key: str) -> tuple[bool, str]:
+    """What ``value_display(key)`` shows, read before (or without) drawing it."""
+    if st.session_state.get(f"{key}_values", "signed") == "signed":
+        return True, st.session_state.get(f"{key}_signed_cmap", plots.DIVERGING_MAPS[0])
+    return False, st.session_state.get(f"{key}_cmap", plots.COLOUR_MAPS[0])

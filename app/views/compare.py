@@ -148,13 +148,20 @@ def completeness_warnings(stored: memory.Stored) -> None:
                f"{more}choose another baseline (the dataset mean often converges).", icon=":material/warning:")
 
 
-def show_results(stored: memory.Stored, opacity: float, cmap: str) -> None:
+def show_results(stored: memory.Stored, opacity: float) -> None:
     """One column per model: name, prediction and familiarity, the map over the model's view, downloads."""
     picked, invert, method = stored.extra["image"], stored.extra["invert"], stored.extra["method"]
     image = inputs.open_image(picked)
+    signed, cmap = widgets.chosen_display("compare")
+    if signed and method not in analysis.SIGNED_METHODS:  # a magnitude-only map on a sequential scale
+        signed, cmap = False, st.session_state.get("compare_cmap", plots.COLOUR_MAPS[0])
+    low = -1.0 if signed else 0.0
     st.caption(
-        f"{analysis.ATTRIBUTION_METHODS[method]} on {picked.name}: |attribution| divided by its own 99th percentile, "
-        "so every map shares one 0-1 colour scale; compare where the evidence sits, not its absolute size."
+        f"{analysis.ATTRIBUTION_METHODS[method]} on {picked.name}: "
+        + ("attribution divided by the 99th percentile of its magnitude, on one colour scale centred on zero: red is "
+           "evidence for the class, blue evidence against it"
+           if signed else "|attribution| divided by its own 99th percentile, on one 0-1 colour scale")
+        + "; compare where the evidence sits, not its absolute size."
         + (f" Took {stored.seconds:.1f} s." if stored.complete else "")
     )
     completeness_warnings(stored)
@@ -166,9 +173,10 @@ def show_results(stored: memory.Stored, opacity: float, cmap: str) -> None:
             st.markdown(f"#### {look.breakable(state.model_label(name))}")
             widgets.prediction(predictions[0], familiarity)
             st.caption(f"Attributing class: {classes[attribution.target] if classes else attribution.target}")
-            figure = plots.image_figure(view, attribution.heatmap, cmap=cmap, opacity=opacity, zmin=0.0, zmax=1.0, height=300)
-            plots.show_chart(figure, f"compare_map_{name}", f"{name}_{method}", plots.map_frame(attribution.heatmap))
-            plots.download("Overlay PNG", plots.overlay_png(view, attribution.heatmap, cmap, opacity, 0.0, 1.0),
+            shown = attribution.signed_heatmap if signed else attribution.heatmap
+            figure = plots.image_figure(view, shown, cmap=cmap, opacity=opacity, zmin=low, zmax=1.0, height=300)
+            plots.show_chart(figure, f"compare_map_{name}", f"{name}_{method}", plots.map_frame(shown))
+            plots.download("Overlay PNG", plots.overlay_png(view, shown, cmap, opacity, low, 1.0),
                            f"{name}_{method}.png", key=f"compare_png_{name}")
             if attribution.completeness_error is not None:
                 st.caption(f"Completeness error: {attribution.completeness_error:.1%} of the logit gap "
@@ -214,7 +222,7 @@ models = {name: state.get_model(name) for name in chosen}
 with settings_column:
     settings = settings_panel(models, image, picked)
     opacity = st.slider("Opacity", 0.0, 1.0, 0.65, 0.05, key="compare_opacity")
-    cmap = st.selectbox("Colour map", plots.COLOUR_MAPS, key="compare_cmap")
+    widgets.value_display("compare", allow_signed=settings["method"] in analysis.SIGNED_METHODS)
 links.push(PARAMS if settings["method"] in ("integrated_gradients", "occlusion") else PARAMS[:4] + PARAMS[5:])
 signature = (tuple(chosen), picked.digest, state.current_device(), *settings.values())
 if st.button("Run", type="primary", key="compare_run", icon=":material/play_arrow:"):
@@ -224,4 +232,4 @@ if stored is None:
     st.info("Choose models, an image and a method, then press Run.")
     st.stop()
 memory.show_freshness(stored, signature, "Run")
-show_results(stored, opacity, cmap)
+show_results(stored, opacity)

@@ -126,15 +126,15 @@ def switched_off(name: str, model: nn.Module, picked: inputs.ImageInput, invert:
     if blocks:
         pairs = [m for block in blocks for m in (intact_maps[block][0], ablated_maps[block][0])]
         titles = [f"{block} {kind}" for block in blocks for kind in ("intact", "switched off")]
-        plots.show_chart(plots.heatmap_grid(pairs, titles, cmap=st.session_state.get("explore_cmap", "inferno"),
-                                            columns=2, height_per_row=200),
+        signed, cmap = widgets.chosen_display("explore")
+        plots.show_chart(plots.heatmap_grid(pairs, titles, cmap=cmap, columns=2, height_per_row=200, centred=signed),
                          "explore_ablated_maps", f"{name}_maps_switched_off", plots.map_frame(pairs[1]))
         st.caption("Map 1 of every spatial-bias block as the block used it: the replacement where it is switched "
                    "off, and maps recomputed from the changed features in the blocks after it.")
 
 
-def spatial_bias_maps(name: str, blocks: list[str], view: np.ndarray, result: analysis.MapsResult) -> tuple[str, str]:
-    """One block's maps over the input and as computed; returns (block, colour map)."""
+def spatial_bias_maps(name: str, blocks: list[str], view: np.ndarray, result: analysis.MapsResult) -> tuple[str, tuple[bool, str]]:
+    """One block's maps over the input and as computed; returns (block, (signed, colour map))."""
     height, width = view.shape[:2]
     st.header("Spatial-bias maps")
     controls = st.columns(4)
@@ -146,36 +146,41 @@ def spatial_bias_maps(name: str, blocks: list[str], view: np.ndarray, result: an
         "Map", range(len(maps.raw)), format_func=lambda i: f"map {i + 1} of {len(maps.raw)}", key="explore_map"
     )
     opacity = controls[2].slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="explore_opacity")
-    cmap = controls[3].selectbox("Colour map", plots.COLOUR_MAPS, key="explore_cmap")
+    with controls[3]:
+        signed, cmap = widgets.value_display("explore")
     stats = maps.stats[map_index]
-    low, high = stats["min"], stats["max"]
+    shown = maps.upsampled[map_index] if signed else np.abs(maps.upsampled[map_index])
+    low, high = plots.centred_range(shown) if signed else (0.0, float(shown.max()) or 1.0)
     overlay, raw = st.columns([1.2, 1])
     with overlay:
         figure = plots.image_figure(
-            view, maps.upsampled[map_index], cmap=cmap, opacity=opacity, zmin=low, zmax=high,
+            view, shown, cmap=cmap, opacity=opacity, zmin=low, zmax=high,
             title=f"{block}, map {map_index + 1}, upsampled to {height}x{width}",
         )
         plots.show_chart(figure, "explore_overlay", f"{name}_{block}_map{map_index + 1}")
-        st.caption(f"min {low:.3g} · mean {stats['mean']:.3g} · max {high:.3g}")
+        st.caption(f"min {stats['min']:.3g} · mean {stats['mean']:.3g} · max {stats['max']:.3g}"
+                   + (" · colour scale centred on zero: red positive, blue negative" if signed else " · |value|"))
         plots.download(
-            "Overlay PNG", plots.overlay_png(view, maps.upsampled[map_index], cmap, opacity, low, high),
+            "Overlay PNG", plots.overlay_png(view, shown, cmap, opacity, low, high),
             f"{name}_{block}_map{map_index + 1}.png", key="explore_overlay_png",
         )
     with raw:
         grid = maps.raw.shape[-1]
         titles = [f"map {i + 1} ({grid}x{grid})" for i in range(len(maps.raw))]
+        raw_maps = list(maps.raw) if signed else [np.abs(m) for m in maps.raw]
         plots.show_chart(
-            plots.heatmap_grid(list(maps.raw), titles, cmap=cmap, columns=len(titles), height_per_row=240),
+            plots.heatmap_grid(raw_maps, titles, cmap=cmap, columns=len(titles), height_per_row=240, centred=signed),
             "explore_raw", f"{name}_{block}_raw_maps", plots.map_frame(maps.raw[map_index]),
         )
         st.caption(
             "The raw R x R maps the branch computes, on one colour scale. Each is stacked on the block's 3x3-conv "
             "output and mixed with the local features by the block's last 1x1 conv."
         )
-    return block, cmap
+    return block, (signed, cmap)
 
 
-def branch_steps(name: str, model: nn.Module, picked: inputs.ImageInput, invert: bool, block: str, cmap: str) -> None:
+def branch_steps(name: str, model: nn.Module, picked: inputs.ImageInput, invert: bool, block: str,
+                 display: tuple[bool, str]) -> None:
     """The branch of ``block`` one step at a time, with shapes and a sentence per step."""
     st.header("Inside one spatial-bias branch")
     steps = compute.branch_steps(model, state.model_key(name), picked.data, invert, block)
@@ -187,8 +192,8 @@ def branch_steps(name: str, model: nn.Module, picked: inputs.ImageInput, invert:
     st.write(step.explanation)
     shown = step.maps[:8]
     plots.show_chart(
-        plots.heatmap_grid(list(shown), [f"channel {i + 1}" for i in range(len(shown))], cmap=cmap, columns=8,
-                           height_per_row=180),
+        plots.heatmap_grid(list(shown), [f"channel {i + 1}" for i in range(len(shown))], cmap=display[1], columns=8,
+                           height_per_row=180, centred=display[0]),
         "explore_steps", f"{name}_{block}_step{index + 1}", plots.map_frame(shown[0]),
     )
     if len(step.maps) > len(shown):
@@ -250,9 +255,9 @@ if components(model):
     links.push(PARAMS[4:6])
 blocks = analysis.spatial_bias_blocks(model)
 if blocks:
-    block, cmap = spatial_bias_maps(name, blocks, view, result)
+    block, display = spatial_bias_maps(name, blocks, view, result)
     links.push(PARAMS[3:4] + PARAMS[6:])
-    branch_steps(name, model, picked, invert, block, cmap)
+    branch_steps(name, model, picked, invert, block, display)
 else:
     st.info(f"{name} has no spatial-bias branches. Pick an sb_ or sbnl_ model to see them.")
 nl_blocks = analysis.non_local_blocks(model)

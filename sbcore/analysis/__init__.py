@@ -1,7 +1,7 @@
 """Analysis instruments: spatial-bias maps and attention, Captum attributions, effective
 receptive fields and throughput, for any sbcore ResNet."""
 from sbcore.analysis.attribution import (
-    ATTRIBUTION_METHODS, BASELINES, IG_MAX_STEPS, IG_MORE_STEPS, NOT_CONVERGED_MEANING, Attribution, attribute, completeness_warning,
+    ATTRIBUTION_METHODS, BASELINES, IG_MAX_STEPS, IG_MORE_STEPS, NOT_CONVERGED_MEANING, SIGNED_METHODS, Attribution, attribute, completeness_warning,
     make_baseline, normalise_heatmap, not_converged,
 )
 from sbcore.analysis.erf import (
@@ -33,6 +33,7 @@ __all__ = [
     "Faithfulness",
     "MapsResult",
     "NOT_CONVERGED_MEANING",
+    "SIGNED_METHODS",
     "Prediction",
     "ThroughputRow",
     "attribute",

@@ -34,6 +34,7 @@ ATTRIBUTION_METHODS: dict[str, str] = {
     "grad_cam": "Grad-CAM",
     "occlusion": "Occlusion",
 }
+SIGNED_METHODS = ("integrated_gradients", "input_x_gradient", "occlusion")  # the others give magnitudes only
 HEATMAP_PERCENTILE = 99.0  # the heatmap's 1.0: robust to a few extreme pixels, identical for every model
 BASELINES: dict[str, str] = {
     "black": "Black image",
@@ -59,6 +60,16 @@ class Attribution:
     completeness_error: float | None = None  # |delta| / |F(x) - F(baseline)| for the target (IG only)
     n_steps: int | None = None  # Integrated Gradients' path steps actually used
     baseline: str | None = None  # the reference input of IG and Occlusion (a key of BASELINES)
+
+    @property
+    def signed(self) -> bool:
+        """Whether the map tells evidence for the class (positive) from evidence against it (negative)."""
+        return self.method in SIGNED_METHODS
+
+    @property
+    def signed_heatmap(self) -> np.ndarray:
+        """(H, W) in [-1, 1]: raw over the 99th percentile of |raw|, clipped, sign kept (zero stays zero)."""
+        return signed_heatmap(self.raw)
 
 
 NOT_CONVERGED_MEANING = (
@@ -89,6 +100,11 @@ def normalise_heatmap(raw: np.ndarray) -> np.ndarray:
     magnitude = np.abs(raw)
     scale = float(np.percentile(magnitude, HEATMAP_PERCENTILE)) or float(magnitude.max())
     return np.clip(magnitude / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(magnitude)
+
+
+def signed_heatmap(raw: np.ndarray) -> np.ndarray:
+    """(H, W) -> (H, W) in [-1, 1]: the values over the 99th percentile of their magnitude, clipped, sign kept."""
+    return np.sign(raw) * normalise_heatmap(raw)
 
 
 def occlusion_window(height: int, width: int) -> tuple[int, int]:

@@ -1,6 +1,11 @@
 """Compare attributions page: default render, switching method/target/models, bad upload."""
 from __future__ import annotations
 
+import base64
+import json
+
+import numpy as np
+
 import sbcore
 
 
@@ -98,3 +103,41 @@ def test_integrated_gradients_that_cannot_converge_warns_and_names_the_remedies(
     at.button(key="compare_run").click().run()
     assert not at.exception, at.exception
     assert not at.warning  # the dataset-mean baseline converges for both
+
+
+def _values(encoded) -> np.ndarray:
+    """A plotly array: a plain list, or its binary form {"dtype", "bdata", "shape"}."""
+    if isinstance(encoded, dict):
+        flat = np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=encoded["dtype"])
+        return flat.reshape([int(n) for n in str(encoded.get("shape", len(flat))).split(",")])
+    return np.array(encoded, dtype=float)
+
+
+def _map_traces(at) -> list[dict]:
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return [trace for chart in charts for trace in chart["data"] if trace["type"] == "heatmap"]
+
+
+def test_signed_methods_keep_their_sign_on_a_scale_centred_on_zero_and_can_switch_to_magnitude(open_page):
+    at = open_page("compare", compare_models=["resnet38.fmnist", "sb_resnet38.fmnist"],
+                   compare_method="input_x_gradient", compare_faithfulness=False)
+    at.button(key="compare_run").click().run()
+    traces = _map_traces(at)
+    assert len(traces) == 2 and all((t["zmin"], t["zmax"]) == (-1.0, 1.0) for t in traces)
+    values = _values(traces[0]["z"])
+    assert values.min() < 0 < values.max()  # evidence against the class is kept, not folded into |x|
+    assert at.selectbox(key="compare_signed_cmap").value == "RdBu_r"
+    assert any("centred on zero: red is evidence for the class" in c.value for c in at.caption)
+    at.radio(key="compare_values").set_value("magnitude").run()
+    traces = _map_traces(at)
+    assert all((t["zmin"], t["zmax"]) == (0.0, 1.0) for t in traces) and _values(traces[0]["z"]).min() >= 0
+    assert at.selectbox(key="compare_cmap").value == "inferno"
+
+
+def test_a_magnitude_only_method_offers_no_signed_view(open_page):
+    at = open_page("compare", compare_models=["resnet38.fmnist", "sb_resnet38.fmnist"], compare_method="saliency",
+                   compare_faithfulness=False)
+    assert not [r for r in at.radio if r.key == "compare_values"]
+    assert any("magnitudes only" in c.value for c in at.caption)
+    at.button(key="compare_run").click().run()
+    assert all(t["zmin"] == 0.0 for t in _map_traces(at))

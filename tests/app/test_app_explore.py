@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import struct
 import zlib
 
@@ -57,12 +58,34 @@ def test_changing_block_map_step_and_colours_rerenders(open_page):
     at.selectbox(key="explore_block").set_value("layer1.0")
     at.selectbox(key="explore_map").set_value(2)
     at.slider(key="explore_opacity").set_value(0.3)
-    at.selectbox(key="explore_cmap").set_value("viridis")
+    at.selectbox(key="explore_signed_cmap").set_value("PuOr_r")
     at.run()
     assert not at.exception, at.exception
     at.select_slider(key="explore_step").set_value(3).run()
     assert not at.exception, at.exception
     assert any(m.value.startswith("**1D convolution**") for m in at.markdown)
+    at.radio(key="explore_values").set_value("magnitude").run()
+    at.selectbox(key="explore_cmap").set_value("viridis").run()
+    assert not at.exception, at.exception
+
+
+def _heatmaps(at, name: str) -> list[dict]:
+    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if name in c.proto.spec)
+    return [t for t in chart["data"] if t["type"] == "heatmap"]
+
+
+def test_spatial_bias_maps_are_signed_on_a_centred_scale_or_shown_as_magnitudes(open_page):
+    at = open_page("explore")
+    (overlay,) = _heatmaps(at, "upsampled to 28x28")
+    assert overlay["zmin"] == -overlay["zmax"] < 0
+    stops = overlay["colorscale"]
+    middle = [int(v) for stop in stops[len(stops) // 2 - 1:len(stops) // 2 + 1] for v in stop[1][4:-1].split(",")]
+    assert min(middle) > 230  # zero is (nearly) white on the diverging scale
+    raw = _heatmaps(at, "(6x6)") or _heatmaps(at, "map 1 (")
+    assert all(t["zmin"] == -t["zmax"] for t in raw)
+    at.radio(key="explore_values").set_value("magnitude").run()
+    (overlay,) = _heatmaps(at, "upsampled to 28x28")
+    assert overlay["zmin"] == 0.0 and overlay["zmax"] > 0
 
 
 def test_non_local_model_offers_attention_with_a_movable_query(open_page):
