@@ -22,7 +22,7 @@ from sbcore import analysis
 from sbcore.analysis import ood
 from sbcore.cost import CostReport, cost_report
 from sbcore.images import load_image, preprocess
-from sbcore.lab import probe
+from sbcore.lab import evidence, probe
 from sbcore.model_card import model_card_markdown
 
 Progress = Callable[[int, int], None]
@@ -162,6 +162,20 @@ def sweep_job(model: nn.Module, model_key: str, item_a: np.ndarray, item_b: np.n
     key = (model_key, jobs.digest(item_a.tobytes()), jobs.digest(item_b.tobytes()), item_a.shape, centre_a, direction,
            distances, per_type)
     return jobs.submit("sweep", key, run, long=True)
+
+
+def canvas_attribution_job(model: nn.Module, model_key: str, canvas: np.ndarray, centres: tuple[tuple[int, int], ...],
+                           method: str) -> jobs.Ticket:
+    """Queue one lab model's attribution of its answer on a probe canvas (S, S) in [0, 1] (black baseline) and
+    the map's evidence shares on the two items placed at ``centres``; ``jobs.wait`` gives (Attribution, P(same),
+    EvidenceShares)."""
+    def run(report: jobs.Report) -> tuple[analysis.Attribution, float, evidence.EvidenceShares]:
+        x = probe.canvas_batch(model, torch.as_tensor(canvas)[None]).to(next(model.parameters()).device)
+        attribution = analysis.attribute(model, x, method, baseline="black")
+        same = float(probe.same_probability(model, torch.as_tensor(canvas)[None])[0])
+        return attribution, same, evidence.evidence_shares(attribution.raw, evidence.corners_of(*centres))
+
+    return jobs.submit("canvas attribution", (model_key, jobs.digest(canvas.tobytes()), centres, method), run, long=True)
 
 
 def pair_accuracy(model: nn.Module, model_key: str, centre_a: tuple[int, int], centre_b: tuple[int, int],

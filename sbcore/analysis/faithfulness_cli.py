@@ -102,7 +102,7 @@ def _run_faithfulness(args: argparse.Namespace) -> None:
             row = {"index": index, "label": int(label), "target": target, "method": method, **result.scores()}
             if lab:
                 placement = spec.test.placement(index)
-                shares = evidence_shares(raw, placement, spec.test.task)
+                shares = evidence_shares(raw, placement.corners, spec.test.task)
                 row.update(distance=placement.distance, **{s: getattr(shares, s) for s in SHARES})
             rows.append(row)
             for kind in ("deletion", "insertion"):

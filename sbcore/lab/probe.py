@@ -13,6 +13,7 @@ from torch import nn
 from sbcore.data import FASHION_MNIST_CLASSES, FASHION_MNIST_PREPROCESSING
 from sbcore.evaluate import wilson_interval
 from sbcore.images import model_view
+from sbcore.lab.evidence import corners_of
 from sbcore.lab.same_different import DEFAULT_TASK, LABELS, SameDifferentTask, compose_canvas, prepare_items
 
 SAME = LABELS.index("same")
@@ -62,10 +63,8 @@ def place_pair(
     centre_b: tuple[int, int], task: SameDifferentTask = DEFAULT_TASK,
 ) -> torch.Tensor:
     """(S, S) canvas with two (s, s) items in [0, 1] centred at ``centre_a`` and ``centre_b`` (row, col), pixels."""
-    half = task.item_size // 2
-    corner = lambda centre: (centre[0] - half, centre[1] - half)  # noqa: E731
-    item_a, item_b = torch.as_tensor(item_a), torch.as_tensor(item_b)
-    return compose_canvas(item_a, item_b, corner(centre_a), corner(centre_b), task.canvas_size)
+    corner_a, corner_b = corners_of(centre_a, centre_b, task)
+    return compose_canvas(torch.as_tensor(item_a), torch.as_tensor(item_b), corner_a, corner_b, task.canvas_size)
 
 
 def sweep_positions(

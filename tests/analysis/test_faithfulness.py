@@ -17,8 +17,7 @@ from sbcore.analysis.faithfulness import (
 )
 from sbcore.analysis.faithfulness_cli import mean_interval
 from sbcore.cli import main
-from sbcore.lab.evidence import evidence_shares, uniform_shares
-from sbcore.lab.same_different import Placement
+from sbcore.lab.evidence import corners_of, evidence_shares, uniform_shares
 
 
 class LinearScore(nn.Module):
@@ -129,16 +128,16 @@ def test_faithfulness_of_a_shipped_model_scores_every_metric_beside_a_random_map
 
 
 def test_evidence_shares_split_the_map_by_item_and_add_up_to_one():
-    placement = Placement(label=1, classes=(1, 1), items=(0, 1), corners=((0, 0), (100, 100)), distance=100,
-                          distance_bin=4)
+    corners = ((0, 0), (100, 100))
     raw = np.zeros((128, 128))
     raw[5, 5] = -2.0  # the sign does not matter: shares are of |attribution|
     raw[110, 110] = 1.0
     raw[60, 60] = 1.0
-    shares = evidence_shares(raw, placement)
+    shares = evidence_shares(raw, corners)
     assert (shares.item_a, shares.item_b, shares.background) == pytest.approx((0.5, 0.25, 0.25))
     assert shares.weaker_item == pytest.approx(0.25)
-    flat = evidence_shares(np.zeros((128, 128)), placement)
+    flat = evidence_shares(np.zeros((128, 128)), corners)
+    assert corners_of((10, 10), (110, 110)) == corners  # items of 20 px centred there
     uniform = uniform_shares()
     assert (flat.item_a, flat.item_b, flat.background) == pytest.approx((uniform.item_a, uniform.item_b, uniform.background))
 

@@ -273,3 +273,22 @@ def test_a_sweep_is_not_marked_stale_after_another_page_when_nothing_changed(ope
     assert not any("earlier settings" in c.value for c in at.caption)
     at.slider(key="gc_item_a_col").set_value(20).run()  # a real change marks it
     assert any("earlier settings" in c.value for c in at.caption)
+
+
+def test_attributing_the_probe_canvas_shows_every_models_map_and_its_evidence_on_each_item(open_page):
+    at = open_page("global_context", query={"row_a": "64", "col_a": "14", "row_b": "64", "col_b": "110"})
+    assert at.selectbox(key="gc_look_method").value == "input_x_gradient"
+    at.button(key="gc_look_run").click().run()
+    assert not at.exception, at.exception
+    shares = [c.value for c in at.caption if c.value.startswith("item a ")]
+    assert len(shares) == 4
+    for line in shares:
+        values = [float(part.split()[-1].rstrip("%")) for part in line.split(" · ")]
+        assert sum(values) == pytest.approx(100, abs=2)  # rounded shares of one whole
+    answers = [m.value for m in at.markdown if "(P(same)" in m.value]
+    assert [a.split("**")[1] for a in answers] == ["plain", "SB", "NL", "SB+NL"]
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    maps = [t for chart in charts for t in chart["data"] if t["type"] == "heatmap"]
+    assert len(maps) == 4 and all(t["zmin"] == -1.0 and t["zmax"] == 1.0 for t in maps)  # signed, centred
+    at.slider(key="gc_item_b_col").set_value(100).run()
+    assert any("earlier settings" in c.value for c in at.caption)  # the maps stay, marked stale
