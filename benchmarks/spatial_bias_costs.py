@@ -7,7 +7,11 @@
     python benchmarks/spatial_bias_costs.py --quick         # a smoke run on the CPU
 
 Variants of the SB model, each measured against the plain model in the same rounds:
-- "SB": the model as shipped;
+- "SB": the model as shipped, concatenating its maps;
+- "SB, padded layout": the model's padded channel layout (``sbcore.layers.padded_layout``: conv2 widened with zero
+  filters to a multiple of 8, the maps written into its spare channels, no concatenation; the same function);
+- "SB, padded layout + fused branch" (GPU inference): also the branch's reduction, BN, ReLU and pooling as one
+  Triton kernel (``sbcore.layers.fused_branch``);
 - "SB, constant maps": the branch replaced by fixed maps, so what is left is the concatenation and bn2/conv3
   over planes + 3 channels (a count that is no multiple of 8, which tensor-core kernels want): the most any
   faster branch could reach;
@@ -34,11 +38,14 @@ from torch import nn
 from sbcore import create_model
 from sbcore.analysis.throughput import format_ratio, ratio_interval
 from sbcore.cost import count_flops
+from sbcore.models import set_channel_layout, set_fused_branch
 from sbcore.models.resnet import Bottleneck, _like
 from sbcore.runtime import keep_freed_memory
 from throughput import Setting, sgd_step, time_warmed_up  # benchmarks/throughput.py, beside this script
 
-VARIANTS = ("SB", "SB, constant maps", "SB, padded to x8", "constant maps, padded to x8", "SB, split")
+VARIANTS = ("SB", "SB, padded layout", "SB, constant maps", "SB, padded to x8", "constant maps, padded to x8", "SB, split")
+FUSED = "SB, padded layout + fused branch"  # GPU inference only: the Triton kernel has no backward, no fast CPU form
+LAYOUT_VARIANTS = {"SB": "concat", "SB, padded layout": "padded", FUSED: "padded"}  # the model's own forward
 
 
 def _copy_bn(source: nn.BatchNorm2d, channels: slice, target: nn.BatchNorm2d, into: slice) -> None:
@@ -108,7 +115,7 @@ def _patch(block: Bottleneck, variant: str) -> None:
         parts = [out, maps] + ([fixed((batch, extra, height, width), out, random=False)] if extra else [])
         return self._residual(torch.cat(parts, dim=1), identity)
 
-    if variant != "SB":
+    if variant not in LAYOUT_VARIANTS:
         block.forward = MethodType(forward, block)
 
 
@@ -130,6 +137,8 @@ def build(variant: str, setting: Setting) -> nn.Module:
     """The setting's SB model (seed 0) as ``variant``, on its device, in its memory format."""
     torch.manual_seed(0)
     model = create_model("sb_" + setting.family, in_chans=setting.input_size[0]).to(setting.device)
+    set_channel_layout(model, LAYOUT_VARIANTS.get(variant, "concat"))
+    set_fused_branch(model, variant == FUSED)
     for block in model.modules():
         if isinstance(block, Bottleneck) and block.spatial_bias is not None:
             _patch(block, variant)
@@ -164,9 +173,10 @@ def run_case(setting: Setting, rounds: int, quick: bool, clock: Callable[[], flo
     """Build plain and every variant for ``setting``, check the exact ones, time them all interleaved, and print
     img/s and each one over plain."""
     plain = create_model(setting.family, in_chans=setting.input_size[0]).to(setting.device)
+    fused = (FUSED,) if setting.device == "cuda" and not setting.training else ()
     models = {"plain": plain.to(memory_format=setting.memory_format),
-              **{variant: build(variant, setting) for variant in VARIANTS}}
-    for variant in ("SB, padded to x8", "SB, split"):
+              **{variant: build(variant, setting) for variant in VARIANTS + fused}}
+    for variant in ("SB, padded layout", *fused, "SB, padded to x8", "SB, split"):
         print(f"{setting.label}: {variant}: largest deviation from SB "
               f"{deviation(models[variant], models['SB'], setting):.1e} (fp32)")
     flops = count_flops(plain, setting.input_size) / count_flops(models["SB"], setting.input_size)

@@ -5,6 +5,7 @@
     python benchmarks/throughput.py --cpu-time # time by thread CPU time: leaves out what other processes took
     python benchmarks/throughput.py --device cuda  # the GPU settings: fp16 and bf16 autocast, channels_last
     python benchmarks/throughput.py --device cuda --compile --only "batch 256, fp16"  # one setting, torch.compile
+    python benchmarks/throughput.py --device cuda --channel-layout concat  # SB blocks concatenating their maps
 
 Settings: inference in fp32 of the ResNet-38 family at 3x32x32, batch 8, and of the ResNet-50 family at
 224x224, batch 1 and 8; training steps (forward, backward, SGD) of the ResNet-38 family on 1x28x28,
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sbcore import create_model
+from sbcore.models import CHANNEL_LAYOUTS, set_channel_layout
 from sbcore.analysis.throughput import (
     DTYPES, InterleavedTimes, format_ratio, measure_throughput, ratio_interval, time_interleaved,
 )
@@ -121,11 +123,16 @@ def sgd_step(
     return step
 
 
-def training_step(name: str, setting: Setting, compile: bool = False) -> Callable[[], None]:
-    """One SGD step of a fresh model on a fixed random batch, under autocast unless the setting is fp32."""
+def build(name: str, setting: Setting, layout: str = "auto") -> nn.Module:
+    """A fresh model (seed 0) for ``setting``, its SB blocks in channel ``layout``."""
     torch.manual_seed(0)
+    return set_channel_layout(create_model(name, in_chans=setting.input_size[0]), layout)
+
+
+def training_step(name: str, setting: Setting, compile: bool = False, layout: str = "auto") -> Callable[[], None]:
+    """One SGD step of a fresh model on a fixed random batch, under autocast unless the setting is fp32."""
     device = torch.device(setting.device)
-    model = create_model(name, in_chans=setting.input_size[0]).train().to(device, memory_format=setting.memory_format)
+    model = build(name, setting, layout).train().to(device, memory_format=setting.memory_format)
     x = setting.random_input()
     y = torch.randint(0, 10, (setting.batch_size,), device=device)
     return sgd_step(model, x, y, setting.autocast_dtype, compile)
@@ -150,10 +157,11 @@ Ratios = dict[str, tuple[float | None, tuple[float, float] | None]]
 
 
 def measure_training(
-    setting: Setting, rounds: int, cpu_time: bool, compile: bool
+    setting: Setting, rounds: int, cpu_time: bool, compile: bool, layout: str
 ) -> tuple[dict[str, float], Ratios, float | None]:
     """(img/s by model, ratios with intervals, others' CPU share) of the family's training steps, interleaved."""
-    steps = {prefix + setting.family: training_step(prefix + setting.family, setting, compile) for prefix in VARIANTS}
+    steps = {prefix + setting.family: training_step(prefix + setting.family, setting, compile, layout)
+             for prefix in VARIANTS}
     timing = time_warmed_up(steps, setting, rounds, time.thread_time if cpu_time else time.perf_counter)
     speeds = {name: setting.batch_size / float(np.median(t)) for name, t in timing.per_round.items()}
     ratios = {}
@@ -164,11 +172,10 @@ def measure_training(
 
 
 def measure_inference(
-    setting: Setting, rounds: int, cpu_time: bool, compile: bool
+    setting: Setting, rounds: int, cpu_time: bool, compile: bool, layout: str
 ) -> tuple[dict[str, float], Ratios, float | None]:
     """(img/s by model, ratios with intervals, others' CPU share) of the family's inference, interleaved."""
-    builders = {prefix + setting.family: partial(create_model, prefix + setting.family, in_chans=setting.input_size[0])
-                for prefix in VARIANTS}
+    builders = {prefix + setting.family: partial(build, prefix + setting.family, setting, layout) for prefix in VARIANTS}
     rows = {r.model: r for r in measure_throughput(builders, [setting.batch_size], setting.input_size,
                                                    device=setting.device, dtype=setting.dtype,
                                                    channels_last=setting.channels_last, compile=compile,
@@ -222,6 +229,9 @@ def main() -> None:
     parser.add_argument("--cpu-time", action="store_true",
                         help="time by this thread's CPU time instead of wall time (needs --threads 1): on a shared "
                              "machine it leaves out the time other processes had the core")
+    parser.add_argument("--channel-layout", choices=list(CHANNEL_LAYOUTS), default="auto",
+                        help="how SB blocks join their maps to the 3x3 conv output: " + "; ".join(
+                            f"{k}: {v}" for k, v in CHANNEL_LAYOUTS.items()) + " (default: auto)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda needs a CUDA GPU, and torch sees none")
@@ -240,11 +250,11 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine}, "
           f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, interleaved rounds, "
           f"{'thread CPU time' if args.cpu_time else 'wall time'}{', torch.compile' if args.compile else ''}"
-          f"{', freed memory kept' if kept else ''}")
+          f"{', freed memory kept' if kept else ''}, SB channel layout {args.channel_layout}")
     for setting in settings:
         rounds = 3 if args.quick else args.rounds or (4 if setting.training else 10)
         measure = measure_training if setting.training else measure_inference
-        report(setting, *measure(setting, rounds, args.cpu_time, args.compile))
+        report(setting, *measure(setting, rounds, args.cpu_time, args.compile, args.channel_layout))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 the fast path's parity. Skipped where no GPU is present."""
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,25 @@ def test_benchmark_script_runs_its_gpu_settings():
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(", cuda\n") == 6 and "SB/NL" in done.stdout and "target" not in done.stdout
+
+
+def test_the_padded_layout_and_the_fused_branch_match_the_concatenation_on_the_gpu(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    from sbcore.models import set_channel_layout, set_fused_branch
+
+    model = _model("sb_resnet50").cuda()
+    x = torch.randn(4, 1, 96, 96, device="cuda")
+    with torch.no_grad():
+        expected = set_channel_layout(model, "concat")(x)
+        padded = set_channel_layout(model, "padded")(x)
+        fused = set_fused_branch(model)(x)
+    for actual in (padded, fused):
+        assert (actual - expected).abs().max() / expected.abs().max() <= 1e-5
+    set_fused_branch(model, False)
+    concat, padded = set_channel_layout(model, "concat").train(), set_channel_layout(copy.deepcopy(model), "padded")
+    grads = []
+    for candidate in (concat, padded):
+        candidate(x).square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in candidate.parameters()]))
+    assert (grads[1] - grads[0]).abs().max() / grads[0].abs().max() <= 1e-5

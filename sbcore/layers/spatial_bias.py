@@ -16,13 +16,19 @@ _REFERENCE_ONLY: ContextVar[bool] = ContextVar("spatial_bias_reference_only", de
 
 @contextmanager
 def reference_formulation() -> Iterator[None]:
-    """Inside this block every spatial-bias branch runs its layers as written, never the inference path:
-    for counting the architecture's FLOPs rather than those of its fastest implementation."""
+    """Inside this block every spatial-bias branch runs its layers as written, never the inference path, and every
+    block concatenates its maps (never the padded layout): for counting the architecture's FLOPs rather than those
+    of its fastest implementation, and as the reference the fast paths are tested against."""
     token = _REFERENCE_ONLY.set(True)
     try:
         yield
     finally:
         _REFERENCE_ONLY.reset(token)
+
+
+def in_reference_formulation() -> bool:
+    """Whether the caller runs inside ``reference_formulation()``."""
+    return _REFERENCE_ONLY.get()
 
 
 class SpatialBiasSteps(NamedTuple):
@@ -70,6 +76,7 @@ class SpatialBias(nn.Module):
         positions = grid_size * grid_size
         self.grid_mixing = nn.Conv1d(positions, positions, kernel_size=kernel_size, padding=0)
         self._folded: FoldedBranch | None = None  # inference weights, refolded whenever a source changes
+        self.fused_kernel = False  # at inference, reduction + pooling as one Triton kernel (set_fused_branch)
 
     def mix(self, pooled: torch.Tensor) -> torch.Tensor:
         """(B, K, R, R) pooled features -> (B, N, R, R) spatial-bias maps: the paper's Conv1d, as written.
@@ -128,13 +135,13 @@ class SpatialBias(nn.Module):
         """
         conv, bn, _ = self.channel_reduction
         if (self.training or bn.training or torch.is_grad_enabled() or torch.compiler.is_compiling()
-                or torch.jit.is_tracing() or _REFERENCE_ONLY.get()):
+                or torch.jit.is_tracing() or in_reference_formulation()):
             return upsample_maps(self(x), size)
         folded = self._folded
         if folded is None or not folded.is_current(bn):
             folded = FoldedBranch.fold(conv, bn, self.grid_mixing, self.reduced_channels)
             self._folded = folded if folded.versions is not None else None
-        return inference_upsampled_maps(folded, x, self.grid_size, size)
+        return inference_upsampled_maps(folded, x, self.grid_size, size, fused=self.fused_kernel)
 
     def train(self, mode: bool = True) -> SpatialBias:
         self._folded = None

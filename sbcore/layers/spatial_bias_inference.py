@@ -8,6 +8,9 @@ At inference (eval mode, autograd off) it runs as:
 3. grid mixing of every window of reduced channels as one ``addmm`` with a banded (K*R*R, N*R*R) matrix;
 4. upsampling as one matrix product with a constant (R*R, H'*W') interpolation matrix, for maps small enough.
 
+Steps 1-2 can also run as one Triton kernel that never writes the full-resolution reduced channels
+(``sbcore.layers.fused_branch``; ``sbcore.models.set_fused_branch``), meant for GPUs.
+
 Each step computes the same numbers as the layers it replaces, up to float rounding (relative error
 <= 1e-5 in fp32, tested). On a CPU a small block's time goes to per-operation overhead rather than
 arithmetic; ``benchmarks/RESULTS.md`` has the measurements behind this choice.
@@ -20,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sbcore.layers.fused_branch import fused_reduce_pool
 from sbcore.layers.resampling import (
     dense_pooling_pays, dense_upsampling_pays, pooling_matrix, upsample_maps, upsampling_matrix,
 )
@@ -80,17 +84,22 @@ class FoldedBranch:
 
 
 def inference_upsampled_maps(
-    folded: FoldedBranch, x: torch.Tensor, grid_size: int, size: tuple[int, int]
+    folded: FoldedBranch, x: torch.Tensor, grid_size: int, size: tuple[int, int], fused: bool = False
 ) -> torch.Tensor:
-    """(B, C, H, W) block features -> (B, N, *size) upsampled spatial-bias maps, from folded weights."""
-    reduced = F.conv2d(x, folded.reduce_weight, folded.reduce_bias).relu_()  # (B, K, H, W)
-    batch, channels, height, width = reduced.shape
+    """(B, C, H, W) block features -> (B, N, *size) upsampled spatial-bias maps, from folded weights; ``fused``:
+    reduction and pooling in one Triton kernel (``sbcore.layers.fused_branch``)."""
     positions = grid_size * grid_size
-    if dense_pooling_pays(height, width, grid_size):
-        flat = reduced.reshape(batch * channels, height * width)
-        pooled = flat @ pooling_matrix(height, width, grid_size, flat.dtype, flat.device)
+    if fused:
+        pooled = fused_reduce_pool(x, folded.reduce_weight, folded.reduce_bias, grid_size)  # (B, K, R, R)
+        batch, channels = pooled.shape[:2]
     else:
-        pooled = F.adaptive_avg_pool2d(reduced, grid_size)
+        reduced = F.conv2d(x, folded.reduce_weight, folded.reduce_bias).relu_()  # (B, K, H, W)
+        batch, channels, height, width = reduced.shape
+        if dense_pooling_pays(height, width, grid_size):
+            flat = reduced.reshape(batch * channels, height * width)
+            pooled = flat @ pooling_matrix(height, width, grid_size, flat.dtype, flat.device)
+        else:
+            pooled = F.adaptive_avg_pool2d(reduced, grid_size)
     mixed = torch.addmm(folded.mixing_bias, pooled.reshape(batch, channels * positions), folded.mixing_matrix)
     num_maps = mixed.shape[1] // positions
     if dense_upsampling_pays(grid_size, *size):

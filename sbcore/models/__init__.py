@@ -6,9 +6,13 @@ from sbcore.models import pretrained, zoo  # noqa: F401  (registers models and w
 from sbcore.models.build import build_model
 from sbcore.models.metadata import ModelMetadata, Preprocessing
 from sbcore.models.registry import list_models, plain_counterpart, register_model
-from sbcore.models.resnet import Intermediates, NonLocalConfig, ResNet, SpatialBiasConfig
+from sbcore.models.resnet import (
+    CHANNEL_LAYOUTS, Intermediates, NonLocalConfig, ResNet, SpatialBiasConfig, set_channel_layout,
+    set_fused_branch,
+)
 
 __all__ = [
+    "CHANNEL_LAYOUTS",
     "Intermediates",
     "ModelMetadata",
     "NonLocalConfig",
@@ -19,4 +23,6 @@ __all__ = [
     "list_models",
     "plain_counterpart",
     "register_model",
+    "set_channel_layout",
+    "set_fused_branch",
 ]

@@ -16,7 +16,17 @@ import torch
 from torch import nn
 
 from sbcore.layers import NonLocal2d, SpatialBias, upsample_maps
+from sbcore.errors import SBCoreError
+from sbcore.layers.fused_branch import triton_available
+from sbcore.layers.padded_layout import PaddedLayout
+from sbcore.layers.spatial_bias import in_reference_formulation
 from sbcore.models.contribution_edits import edited
+
+CHANNEL_LAYOUTS = {
+    "auto": "padded on a GPU, concatenated on a CPU",
+    "concat": "the maps concatenated to the 3x3 conv output (the paper's formulation)",
+    "padded": "the 3x3 conv widened to a multiple of 8 channels, the maps written into its spare channels",
+}
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,14 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.non_local = nl_layer(planes * self.expansion) if nl_layer is not None else None
+        self.channel_layout = "auto"  # a key of CHANNEL_LAYOUTS; set for a whole model with set_channel_layout
+        self._padded = PaddedLayout(planes, extra) if extra else None
+
+    def uses_padded_layout(self, x: torch.Tensor) -> bool:
+        """Whether ``forward`` runs the padded layout (``sbcore.layers.padded_layout``) for input ``x``."""
+        if self._padded is None or self.channel_layout == "concat" or in_reference_formulation():
+            return False
+        return self.channel_layout == "padded" or x.device.type == "cuda"
 
     def spatial_bias_input(self, x: torch.Tensor) -> torch.Tensor:
         """(B, inplanes, H, W) block input -> (B, planes, H, W): the first 1x1 conv + BN + ReLU, which the
@@ -160,12 +178,24 @@ class Bottleneck(nn.Module):
         letting the non-local block use fused attention and spatial bias its inference path."""
         identity = x if self.downsample is None else self.downsample(x)
         reduced = self.spatial_bias_input(x)
-        out = self.conv2(reduced)
-        if self.spatial_bias is not None:
-            maps = _like(edited(self, "spatial_bias", self.spatial_bias.upsampled_maps(reduced, out.shape[-2:])), out)
-            out = torch.cat([out, maps], dim=1)
-        out = self._residual(out, identity)
+        if self.uses_padded_layout(x):
+            out = self._padded_residual(reduced, identity)
+        else:
+            out = self.conv2(reduced)
+            if self.spatial_bias is not None:
+                maps = _like(edited(self, "spatial_bias", self.spatial_bias.upsampled_maps(reduced, out.shape[-2:])), out)
+                out = torch.cat([out, maps], dim=1)
+            out = self._residual(out, identity)
         return out if self.non_local is None else out + edited(self, "non_local", self.non_local.contribution(out))
+
+    def _padded_residual(self, reduced: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        """``_residual`` of the concatenation, computed in the padded layout: no copy, aligned channels."""
+        layout = self._padded
+        weights = layout.weights(self.conv2, self.bn2, self.conv3)
+        out = layout.conv2_output(self.conv2, weights, reduced)
+        maps = _like(edited(self, "spatial_bias", self.spatial_bias.upsampled_maps(reduced, out.shape[-2:])), out)
+        out = layout.batch_norm(self.bn2, weights, layout.write_maps(out, maps))
+        return self.relu(self.bn3(layout.conv3_output(self.conv3, weights, self.relu(out))) + identity)
 
 
 def _like(maps: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -173,6 +203,28 @@ def _like(maps: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     gives a contiguous result, which would send bn2, conv3 and their backward passes through layout copies."""
     channels_last = out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
     return maps.to(dtype=out.dtype, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def set_channel_layout(model: nn.Module, layout: str) -> nn.Module:
+    """Run every spatial-bias block of ``model`` in ``layout``, a key of CHANNEL_LAYOUTS (the same function and
+    weights in each); returns the model."""
+    if layout not in CHANNEL_LAYOUTS:
+        raise ValueError(f"Unknown channel layout {layout!r}; choose one of {', '.join(CHANNEL_LAYOUTS)}.")
+    for module in model.modules():
+        if isinstance(module, Bottleneck):
+            module.channel_layout = layout
+    return model
+
+
+def set_fused_branch(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """At inference, run every spatial-bias branch's reduction, BN, ReLU and pooling as one Triton kernel
+    (``sbcore.layers.fused_branch``; the same numbers within fp32 rounding); returns the model."""
+    if enabled and not triton_available():
+        raise SBCoreError("The fused spatial-bias branch needs Triton, which this torch installation lacks.")
+    for module in model.modules():
+        if isinstance(module, SpatialBias):
+            module.fused_kernel = enabled
+    return model
 
 
 @dataclass
