@@ -3,7 +3,8 @@ link such as ``/explore?model=sb_resnet38.fmnist&sample=fmnist_0009_sneaker.png`
 page, model and image.
 
 A page lists its parameters as ``Param``s; ``pull`` (before its widgets) applies a value that came
-from outside (a new link), ``push`` (after them) writes the current values back. A value the app
+from outside (a new link), ``push`` (after them) writes the current values back. A link value that names no
+available choice is left out, and a small notice (a toast) says which and why. A value the app
 itself wrote for a widget is never re-applied to that widget, so moving a control is never undone by
 the URL. Pages share parameter names (``model``, ``sample``), so what was written is recorded per
 widget key: a value another page wrote under the same name is still applied.
@@ -42,14 +43,19 @@ class Param:
     many: bool = False  # a multiselect: comma-separated in the URL
     max_count: int | None = None  # a multiselect's max_selections: later values in the URL are dropped
 
-    def decode(self, text: str) -> Any | None:
-        """The widget value for a URL text, or None when it names no available option."""
+    def read(self, text: str) -> tuple[Any | None, list[str]]:
+        """(the widget value for a URL text or None, what of the text was left out and why)."""
         by_text = {str(option): option for option in self.options()}
-        if self.many:
-            named = dict.fromkeys(part for part in text.split(",") if part in by_text)  # each option once, in order
-            values = [by_text[part] for part in named][:self.max_count]
-            return values or None
-        return by_text.get(text)
+        if not self.many:
+            return (by_text[text], []) if text in by_text else (None, [f"{self.name}={text[:40]} (not one of the choices)"])
+        parts = text.split(",")
+        unknown = [part for part in parts if part not in by_text]
+        named = list(dict.fromkeys(part for part in parts if part in by_text))  # each option once, in order
+        left_out = [f"{self.name}: {', '.join(p[:40] for p in unknown[:3])} (not among the choices)"] if unknown else []
+        if self.max_count is not None and len(named) > self.max_count:
+            left_out.append(f"{self.name}: {', '.join(named[self.max_count:])} (at most {self.max_count})")
+        values = [by_text[part] for part in named][:self.max_count]
+        return values or None, left_out
 
     def encode(self, value: Any) -> str:
         return ",".join(map(str, value)) if self.many else str(value)
@@ -66,14 +72,18 @@ def pull(params: Sequence[Param]) -> None:
     if _query() in st.session_state.setdefault(_WRITTEN, []):
         return  # an echo of a URL this page wrote, perhaps an older one: the widgets hold the truth
     pushed = st.session_state.setdefault(_PUSHED, {})
+    ignored = []
     for param in params:
         text = st.query_params.get(param.name)
         if text is None or pushed.get(param.key) == text:
             continue
-        value = param.decode(text)
+        value, left_out = param.read(text)
         if value is not None:
             st.session_state[param.key] = value
+        ignored += left_out
         pushed[param.key] = text
+    if ignored:
+        st.toast("Left out of the link: " + "; ".join(ignored), icon=":material/link_off:")
 
 
 def push(params: Sequence[Param]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import torch
 from torch import nn

@@ -8,7 +8,7 @@ import streamlit as st
 from PIL import Image
 from torch import nn
 
-from app import compute, inputs, links, look, plots, state, tour, widgets
+from app import compute, inputs, links, plots, state, tour, widgets
 from sbcore import analysis
 from sbcore.analysis.interventions import components
 from sbcore.images import model_view

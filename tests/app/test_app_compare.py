@@ -141,3 +141,16 @@ def test_a_magnitude_only_method_offers_no_signed_view(open_page):
     assert any("magnitudes only" in c.value for c in at.caption)
     at.button(key="compare_run").click().run()
     assert all(t["zmin"] == 0.0 for t in _map_traces(at))
+
+
+def test_link_values_that_name_no_choice_are_left_out_with_a_notice(open_page):
+    five = ["nl_resnet38.fmnist", "resnet38.fmnist", "sbnl_resnet38.fmnist", "sb_resnet38.fmnist", "lab_resnet14.samediff"]
+    at = open_page("compare", query={"models": ",".join(["no_such_model", *five]), "method": "magic", "opacity": "2"})
+    assert not at.exception, at.exception
+    (toast,) = [t.value for t in at.toast]
+    assert toast.startswith("Left out of the link: ")
+    assert "models: no_such_model (not among the choices)" in toast and "lab_resnet14.samediff (at most 4)" in toast
+    assert "method=magic (not one of the choices)" in toast and "opacity=2 (not one of the choices)" in toast
+    assert at.selectbox(key="compare_method").value == "integrated_gradients"
+    at.run()
+    assert not at.toast  # said once, not on every rerun
