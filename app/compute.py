@@ -86,10 +86,10 @@ def attribution_job(model: nn.Module, model_key: str, data: bytes, invert: bool,
 
 def faithfulness_job(model: nn.Module, model_key: str, data: bytes, invert: bool, attribution: analysis.Attribution,
                      request: tuple, stage: str | None) -> jobs.Ticket:
-    """Queue the faithfulness scores (``analysis.faithfulness``: deletion, insertion, ROAD, the randomisation check)
+    """Queue the faithfulness scores (``analysis.score_attribution``: deletion, insertion, ROAD, the randomisation check)
     of an attribution made with the settings ``request`` (the attribution job's, which determine it)."""
     def run(report: jobs.Report) -> analysis.Faithfulness:
-        return analysis.faithfulness(model, model_input(model, data, invert), attribution, stage=stage)
+        return analysis.score_attribution(model, model_input(model, data, invert), attribution, stage=stage)
 
     return jobs.submit("faithfulness", (model_key, jobs.digest(data), invert, *request), run, long=True)
 

@@ -26,7 +26,7 @@ import torch
 
 from sbcore import create_model, list_models
 from sbcore.analysis import (
-    ATTRIBUTION_METHODS, attribute, effective_receptive_field, faithfulness, noise_images, spatial_bias_maps,
+    ATTRIBUTION_METHODS, attribute, effective_receptive_field, noise_images, score_attribution, spatial_bias_maps,
 )
 from sbcore.images import load_image, preprocess
 from sbcore.runtime import keep_freed_memory
@@ -116,7 +116,7 @@ def run_compare_default(repeats: int, device: str) -> None:
         run = next(runs)
         maps = {name: pool.submit(("ig", name, run), lambda report, n=name: attribute(
             models[n], inputs[n], "integrated_gradients", baseline="black"), long=True) for name in models}
-        scores = [pool.submit(("faithfulness", name, run), lambda report, n=name, a=ticket.result(): faithfulness(
+        scores = [pool.submit(("faithfulness", name, run), lambda report, n=name, a=ticket.result(): score_attribution(
             models[n], inputs[n], a), long=True) for name, ticket in maps.items()] if scored else list(maps.values())
         for ticket in scores:
             ticket.result()

@@ -12,7 +12,7 @@ from sbcore.analysis.erf import (
     radial_profile,
     theoretical_receptive_field,
 )
-from sbcore.analysis.faithfulness import FAITHFULNESS_METRICS, Faithfulness, faithfulness, verdict
+from sbcore.analysis.faithfulness import FAITHFULNESS_METRICS, Faithfulness, score_attribution, verdict
 from sbcore.analysis.maps import BlockMaps, BranchStep, MapsResult, spatial_bias_maps, spatial_bias_steps
 from sbcore.analysis.predict import Prediction, predict
 from sbcore.analysis.structure import non_local_blocks, spatial_bias_blocks, stage_names
@@ -39,7 +39,6 @@ __all__ = [
     "attribute",
     "completeness_warning",
     "effective_receptive_field",
-    "faithfulness",
     "format_throughput_table",
     "make_baseline",
     "measure_throughput",
@@ -49,6 +48,7 @@ __all__ = [
     "not_converged",
     "predict",
     "radial_profile",
+    "score_attribution",
     "spatial_bias_blocks",
     "spatial_bias_maps",
     "spatial_bias_steps",

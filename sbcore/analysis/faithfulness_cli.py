@@ -24,7 +24,7 @@ from sbcore.analysis.ablation import model_test_data
 from sbcore.analysis.ablation_cli import _distance_range
 from sbcore.analysis.attribution import ATTRIBUTION_METHODS, BASELINES, attribute, make_baseline
 from sbcore.analysis.cli import MODEL_HELP, TERMINAL_ONLY, _add_output_options, load_model, write_csv_rows
-from sbcore.analysis.faithfulness import FAITHFULNESS_METRICS, Faithfulness, faithfulness, random_curves
+from sbcore.analysis.faithfulness import FAITHFULNESS_METRICS, Faithfulness, random_curves, score_attribution
 from sbcore.cli_types import integer
 from sbcore.errors import SBCoreError
 from sbcore.evaluate import Z_95
@@ -65,7 +65,7 @@ def score_image(model: nn.Module, x: torch.Tensor, methods: Sequence[str], basel
     scored = {}
     for method in methods:
         attribution = attribute(model, x, method, target, baseline=baseline)
-        scored[method] = (faithfulness(model, x, attribution, baseline=baseline, sanity=sanity, random=random,
+        scored[method] = (score_attribution(model, x, attribution, baseline=baseline, sanity=sanity, random=random,
                                        seed=seed), attribution.raw)
     return target, scored
 
