@@ -18,6 +18,7 @@ from sbcore.data import (
 )
 from sbcore.errors import SBCoreError
 from sbcore.factory import resolve_model
+from sbcore.models import CHANNEL_LAYOUTS, set_channel_layout
 
 EVAL_BATCH_SIZE = 256  # the trainer's; fixed so that a re-evaluation runs the same kernels
 COMPARED = ("samples", "top1", "top5", "per_class", "confusion", "groups")
@@ -166,7 +167,7 @@ def _evaluation_set(args: argparse.Namespace, model: nn.Module) -> tuple[Dataset
 
 
 def _run_eval(args: argparse.Namespace) -> None:
-    model = resolve_model(args.checkpoint)
+    model = set_channel_layout(resolve_model(args.checkpoint), args.channel_layout)
     meta = model.metadata
     dataset, description, limit = _evaluation_set(args, model)
     measured = evaluate(
@@ -206,4 +207,7 @@ def configure_cli(subparsers: argparse._SubParsersAction) -> None:
                         help="first N test images (default: as recorded in the checkpoint)")
     parser.add_argument("--samples", default=None, metavar="DIR", help="evaluate the labelled images of DIR/samples.json instead")
     parser.add_argument("--workers", type=integer(0, MAX_WORKERS), default=0, help="data-loader worker processes")
+    parser.add_argument("--channel-layout", choices=list(CHANNEL_LAYOUTS), default="auto",
+                        help="how spatial-bias blocks join their maps (the same function): auto (padded on a GPU), "
+                        "concat or padded")
     parser.set_defaults(run=_run_eval)

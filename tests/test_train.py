@@ -67,6 +67,11 @@ def test_sbcore_eval_reproduces_the_recorded_metrics_exactly(run, capsys):
     assert "Reproduces the recorded test metrics exactly" in out
 
 
+def test_sbcore_eval_reproduces_them_in_the_padded_channel_layout_too(run, capsys):
+    assert cli_main(["eval", str(run / "sb_resnet38.safetensors"), "--limit", "64", "--channel-layout", "padded"]) == 0
+    assert "Reproduces the recorded test metrics exactly" in capsys.readouterr().out
+
+
 def test_sbcore_eval_fails_clearly_when_the_recorded_metrics_differ(run, tmp_path, capsys):
     for suffix in (".safetensors", ".json"):
         shutil.copy(run / f"sb_resnet38{suffix}", tmp_path / f"copy{suffix}")
