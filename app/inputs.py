@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image, ImageStat
 
+from app import guard
 from sbcore.images import ImageError, load_image
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "samples"
@@ -64,11 +65,13 @@ def _kept_upload(key: str) -> str:
     return f"_upload_of_{key}"
 
 
+@guard.guarded
 def choose_sample(key: str) -> None:
     """Widget callback: picking a sample switches the choice ``{key}_source`` to it."""
     st.session_state[f"{key}_source"] = "sample"
 
 
+@guard.guarded
 def _on_upload(key: str) -> None:
     upload = st.session_state.get(f"{key}_upload")
     if upload is None:

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app import jobs, links, memory, plots, state
+from app import guard, jobs, links, memory, plots, state
 from sbcore import analysis, create_model, list_models
 from sbcore.analysis.budget import estimate_benchmark
 from sbcore.analysis.throughput import format_ratio
@@ -44,6 +44,7 @@ PARAMS = [  # every control in the URL
 ]
 
 
+@guard.guarded
 def apply_preset() -> None:
     models, channels, side = PRESETS[st.session_state["speed_preset"]]
     st.session_state["speed_models"] = [m for m in models if m in list_models()]

@@ -188,3 +188,24 @@ def test_an_echo_of_an_older_url_never_changes_the_analysed_upload(open_page):
     invert = next(c for c in at.checkbox if c.key and c.key.startswith("explore_invert"))
     invert.set_value(not invert.value).run()
     assert _prediction(at) == b_prediction  # back to B as first shown, never the sample
+
+
+def test_a_callback_that_fails_says_one_sentence_with_an_incident_id_and_keeps_the_page(open_page, monkeypatch):
+    from app import inputs
+
+    real = inputs.ImageInput
+
+    def broken(name, data, *rest):  # keeping this upload fails, as a bug in the callback would
+        if data == b"\x89PNG":
+            raise RuntimeError("boom")
+        return real(name, data, *rest)
+
+    at = open_page("explore")
+    monkeypatch.setattr(inputs, "ImageInput", broken)
+    at.file_uploader(key="explore_upload").set_value(("x.png", b"\x89PNG", "image/png")).run()
+    assert not at.exception, at.exception
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("That change could not be applied (incident ") and "boom" not in error
+    assert at.selectbox(key="explore_model").value == "sb_resnet38.fmnist"  # the rest of the page is still there
+    at.run()
+    assert not at.error  # said once
