@@ -22,7 +22,8 @@ from app import look
 from sbcore.analysis import Faithfulness
 
 COLOUR_MAPS = ["inferno", "viridis", "magma", "plasma", "cividis", "turbo"]  # sequential: magnitudes
-DIVERGING_MAPS = ["RdBu_r", "PuOr_r", "PiYG"]  # signed values, zero in the middle (white)
+DIVERGING_COLOURS = {"RdBu_r": ("red", "blue"), "PuOr_r": ("orange", "purple"), "PiYG": ("green", "pink")}
+DIVERGING_MAPS = list(DIVERGING_COLOURS)  # signed values, zero in the middle (white): (positive, negative) colours
 _MIME = {".csv": "text/csv", ".json": "application/json", ".png": "image/png", ".md": "text/markdown"}
 
 
@@ -41,6 +42,12 @@ def colour_scale(name: str, steps: int = 32) -> list[list]:
     """
     table = colour_table(name)[np.linspace(0, 255, steps).round().astype(int)]
     return [[i / (steps - 1), "rgb({},{},{})".format(*colour)] for i, colour in enumerate(table)]
+
+
+def sign_legend(cmap: str) -> str:
+    """``"red positive, blue negative"`` for a diverging colour map."""
+    positive, negative = DIVERGING_COLOURS[cmap]
+    return f"{positive} positive, {negative} negative"
 
 
 def centred_range(values: np.ndarray) -> tuple[float, float]:

@@ -41,6 +41,8 @@ PARAMS = [
     links.Param("baseline", "compare_baseline", lambda: list(analysis.BASELINES)),
     links.Param("opacity", "compare_opacity", lambda: links.steps(0.0, 1.0, 0.05)),
     links.Param("cmap", "compare_cmap", lambda: plots.COLOUR_MAPS),
+    links.Param("values", "compare_values", lambda: list(widgets.VALUES)),
+    links.Param("signed_cmap", "compare_signed_cmap", lambda: plots.DIVERGING_MAPS),
 ]
 
 
@@ -152,14 +154,14 @@ def show_results(stored: memory.Stored, opacity: float) -> None:
     """One column per model: name, prediction and familiarity, the map over the model's view, downloads."""
     picked, invert, method = stored.extra["image"], stored.extra["invert"], stored.extra["method"]
     image = inputs.open_image(picked)
-    signed, cmap = widgets.chosen_display("compare")
-    if signed and method not in analysis.SIGNED_METHODS:  # a magnitude-only map on a sequential scale
-        signed, cmap = False, st.session_state.get("compare_cmap", plots.COLOUR_MAPS[0])
+    with st.columns([2, 3])[0]:  # how the shown result's values are drawn (its method decides whether it has a sign)
+        signed, cmap = widgets.value_display("compare", allow_signed=method in analysis.SIGNED_METHODS)
     low = -1.0 if signed else 0.0
+    positive, negative = plots.DIVERGING_COLOURS.get(cmap, ("", ""))
     st.caption(
         f"{analysis.ATTRIBUTION_METHODS[method]} on {picked.name}: "
-        + ("attribution divided by the 99th percentile of its magnitude, on one colour scale centred on zero: red is "
-           "evidence for the class, blue evidence against it"
+        + (f"attribution divided by the 99th percentile of its magnitude, on one colour scale centred on zero: "
+           f"{positive} is evidence for the class, {negative} evidence against it"
            if signed else "|attribution| divided by its own 99th percentile, on one 0-1 colour scale")
         + "; compare where the evidence sits, not its absolute size."
         + (f" Took {stored.seconds:.1f} s." if stored.complete else "")
@@ -222,7 +224,6 @@ models = {name: state.get_model(name) for name in chosen}
 with settings_column:
     settings = settings_panel(models, image, picked)
     opacity = st.slider("Opacity", 0.0, 1.0, 0.65, 0.05, key="compare_opacity")
-    widgets.value_display("compare", allow_signed=settings["method"] in analysis.SIGNED_METHODS)
 links.push(PARAMS if settings["method"] in ("integrated_gradients", "occlusion") else PARAMS[:4] + PARAMS[5:])
 signature = (tuple(chosen), picked.digest, state.current_device(), *settings.values())
 if st.button("Run", type="primary", key="compare_run", icon=":material/play_arrow:"):

@@ -23,6 +23,8 @@ PARAMS = [
     links.Param("ablate_mode", "explore_ablate_mode", lambda: ["mean", "zero"]),
     links.Param("opacity", "explore_opacity", lambda: links.steps(0.0, 1.0, 0.05)),
     links.Param("cmap", "explore_cmap", lambda: plots.COLOUR_MAPS),
+    links.Param("values", "explore_values", lambda: list(widgets.VALUES)),
+    links.Param("signed_cmap", "explore_signed_cmap", lambda: plots.DIVERGING_MAPS),
 ]
 
 
@@ -127,6 +129,7 @@ def switched_off(name: str, model: nn.Module, picked: inputs.ImageInput, invert:
         pairs = [m for block in blocks for m in (intact_maps[block][0], ablated_maps[block][0])]
         titles = [f"{block} {kind}" for block in blocks for kind in ("intact", "switched off")]
         signed, cmap = widgets.chosen_display("explore")
+        pairs = pairs if signed else [np.abs(m) for m in pairs]
         plots.show_chart(plots.heatmap_grid(pairs, titles, cmap=cmap, columns=2, height_per_row=200, centred=signed),
                          "explore_ablated_maps", f"{name}_maps_switched_off", plots.map_frame(pairs[1]))
         st.caption("Map 1 of every spatial-bias block as the block used it: the replacement where it is switched "
@@ -159,7 +162,7 @@ def spatial_bias_maps(name: str, blocks: list[str], view: np.ndarray, result: an
         )
         plots.show_chart(figure, "explore_overlay", f"{name}_{block}_map{map_index + 1}")
         st.caption(f"min {stats['min']:.3g} · mean {stats['mean']:.3g} · max {stats['max']:.3g}"
-                   + (" · colour scale centred on zero: red positive, blue negative" if signed else " · |value|"))
+                   + (f" · colour scale centred on zero: {plots.sign_legend(cmap)}" if signed else " · |value|"))
         plots.download(
             "Overlay PNG", plots.overlay_png(view, shown, cmap, opacity, low, high),
             f"{name}_{block}_map{map_index + 1}.png", key="explore_overlay_png",
@@ -190,7 +193,7 @@ def branch_steps(name: str, model: nn.Module, picked: inputs.ImageInput, invert:
     step = steps[index]
     st.markdown(f"**{step.title}**: shape `{tuple(step.shape)}`")
     st.write(step.explanation)
-    shown = step.maps[:8]
+    shown = step.maps[:8] if display[0] else np.abs(step.maps[:8])
     plots.show_chart(
         plots.heatmap_grid(list(shown), [f"channel {i + 1}" for i in range(len(shown))], cmap=display[1], columns=8,
                            height_per_row=180, centred=display[0]),

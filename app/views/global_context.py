@@ -261,10 +261,11 @@ def live_probe(names: list[str]) -> None:
 LOOK_METHODS = ["input_x_gradient", "integrated_gradients", "occlusion", "saliency", "grad_cam"]
 EVIDENCE_NOTE = (
     "Shares of |attribution| on item a's square, item b's square and the rest of the canvas; a uniform map puts "
-    "{item:.1%} on each item. Integrated Gradients and Occlusion start from a black canvas, which is the background "
-    "itself, so they give the background exactly zero by construction: their shares say where on the items the "
-    "evidence sits, not whether the background matters. Over 200 far test canvases with intervals, and how "
-    "faithful each method is on them: README, 'Which attribution map to trust'."
+    "{item:.1%} on each item. Integrated Gradients starts from a black canvas, which is the background itself, so "
+    "it gives the background exactly zero by construction: its shares say how the evidence splits between the "
+    "items, not whether the background matters (Occlusion, which blacks out windows, gives zero only to background "
+    "far from both items). Over 200 far test canvases with intervals, and how faithful each method is on them: "
+    "README, 'Which attribution map to trust'."
 )
 
 
@@ -274,24 +275,24 @@ def where_models_look(names: list[str], canvas: np.ndarray, centres: tuple[tuple
     st.subheader("Where each model looks")
     st.caption("Does a model use both items, or only one? An attribution map of each model's answer on your canvas, "
                "and the share of it on each item.")
-    left, right = st.columns([2, 3])
-    method = left.selectbox("Method", LOOK_METHODS, format_func=analysis.ATTRIBUTION_METHODS.get, key="gc_look_method")
-    with right:
-        signed, cmap = widgets.value_display("gc_look", allow_signed=method in analysis.SIGNED_METHODS)
+    method = st.selectbox("Method", LOOK_METHODS, format_func=analysis.ATTRIBUTION_METHODS.get, key="gc_look_method")
     settings = (items, centres, method, state.current_device(), tuple(names))
     if st.button("Attribute", type="primary", key="gc_look_run", icon=":material/play_arrow:"):
         tickets = {name: compute.canvas_attribution_job(state.get_model(name), state.model_key(name), canvas, centres,
                                                         method) for name in names}
-        done = {name: jobs.wait(ticket, f"Attributing with {state.variant_label(name)}", cancel_on_leave=True)
-                for name, ticket in tickets.items()}
+        try:
+            done = {name: jobs.wait(ticket, f"Attributing with {state.variant_label(name)}", cancel_on_leave=True)
+                    for name, ticket in tickets.items()}
+        finally:
+            for ticket in tickets.values():  # those a stopped run never waited for
+                ticket.cancel()
         memory.remember(LOOK, memory.Stored(settings, done, extra={"canvas": canvas, "method": method}))
     stored = memory.recall(LOOK)
     if stored is None:
         return
     memory.show_freshness(stored, settings, "Attribute")
-    signed = signed and stored.extra["method"] in analysis.SIGNED_METHODS
-    if not signed:
-        cmap = st.session_state.get("gc_look_cmap", plots.COLOUR_MAPS[0])
+    with st.columns([2, 3])[0]:  # how the shown maps' values are drawn (their method decides whether they have a sign)
+        signed, cmap = widgets.value_display("gc_look", allow_signed=stored.extra["method"] in analysis.SIGNED_METHODS)
     for column, (name, (attribution, same, shares)) in zip(st.columns(len(stored.value)), stored.value.items()):
         shown = attribution.signed_heatmap if signed else attribution.heatmap
         with column:

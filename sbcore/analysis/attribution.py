@@ -60,6 +60,7 @@ class Attribution:
     completeness_error: float | None = None  # |delta| / |F(x) - F(baseline)| for the target (IG only)
     n_steps: int | None = None  # Integrated Gradients' path steps actually used
     baseline: str | None = None  # the reference input of IG and Occlusion (a key of BASELINES)
+    smoothgrad: bool = False  # averaged over noisy copies (NoiseTunnel)
 
     @property
     def signed(self) -> bool:
@@ -277,4 +278,5 @@ def attribute(
         result = LayerAttribution.interpolate(result, tuple(x.shape[-2:]), interpolate_mode="bilinear")
     raw = result[0].detach().float().sum(dim=0).cpu().numpy()
     uses_baseline = method in ("integrated_gradients", "occlusion")
-    return Attribution(method, target, normalise_heatmap(raw), raw, delta, error, steps, baseline if uses_baseline else None)
+    return Attribution(method, target, normalise_heatmap(raw), raw, delta, error, steps,
+                       baseline if uses_baseline else None, smoothgrad)

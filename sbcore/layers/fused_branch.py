@@ -12,6 +12,7 @@ module is first used) Triton runs the kernel on the CPU, which is how the tests 
 from __future__ import annotations
 
 import importlib.util
+import os
 from functools import lru_cache
 from typing import Callable
 
@@ -20,6 +21,11 @@ import torch
 BLOCK_PIXELS = 32  # pixels of one cell per step
 BLOCK_CHANNELS = 32  # input channels per step
 MIN_DOT = 16  # the reduced channels padded to this for tl.dot
+
+
+def runs_fused(x: torch.Tensor) -> bool:
+    """Whether the kernel can take ``x``: on a GPU, or anywhere under Triton's interpreter (TRITON_INTERPRET=1)."""
+    return x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def triton_available() -> bool:

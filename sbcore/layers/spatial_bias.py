@@ -8,6 +8,7 @@ from typing import Callable, Iterator, NamedTuple
 import torch
 from torch import nn
 
+from sbcore.layers.fused_branch import runs_fused
 from sbcore.layers.resampling import upsample_maps
 from sbcore.layers.spatial_bias_inference import FoldedBranch, inference_upsampled_maps
 
@@ -76,7 +77,7 @@ class SpatialBias(nn.Module):
         positions = grid_size * grid_size
         self.grid_mixing = nn.Conv1d(positions, positions, kernel_size=kernel_size, padding=0)
         self._folded: FoldedBranch | None = None  # inference weights, refolded whenever a source changes
-        self.fused_kernel = False  # at inference, reduction + pooling as one Triton kernel (set_fused_branch)
+        self.fused_kernel = False  # at GPU inference, reduction + pooling as one Triton kernel (set_fused_branch)
 
     def mix(self, pooled: torch.Tensor) -> torch.Tensor:
         """(B, K, R, R) pooled features -> (B, N, R, R) spatial-bias maps: the paper's Conv1d, as written.
@@ -141,7 +142,7 @@ class SpatialBias(nn.Module):
         if folded is None or not folded.is_current(bn):
             folded = FoldedBranch.fold(conv, bn, self.grid_mixing, self.reduced_channels)
             self._folded = folded if folded.versions is not None else None
-        return inference_upsampled_maps(folded, x, self.grid_size, size, fused=self.fused_kernel)
+        return inference_upsampled_maps(folded, x, self.grid_size, size, fused=self.fused_kernel and runs_fused(x))
 
     def train(self, mode: bool = True) -> SpatialBias:
         self._folded = None

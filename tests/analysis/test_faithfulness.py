@@ -105,7 +105,9 @@ def test_the_sanity_check_cascades_from_the_head_and_leaves_the_model_untouched(
     def input_only(_: nn.Module) -> np.ndarray:  # a "map" that ignores the weights fails the check
         return x[0, 0].numpy().copy()
 
+    state = torch.get_rng_state()
     failing = sanity_check(model, input_only, x[0, 0].numpy())
+    assert torch.equal(torch.get_rng_state(), state)  # its own generator: other threads' random draws untouched
     assert failing.correlations == pytest.approx([1.0] * 5)
     passing = sanity_check(model, lambda m: attribute(m, x, "saliency", 0).raw, trained)
     assert passing.layers == failing.layers and abs(passing.final) < 0.5 and abs(passing.random_map) < 0.2
@@ -180,3 +182,21 @@ def test_faithfulness_command_refuses_in_one_line(tmp_path, capsys, arguments, m
     assert main(["faithfulness", *arguments, "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error and error.count("\n") == 1
+
+
+def test_a_smoothgrad_map_is_checked_against_smoothgrad_maps_of_the_randomised_model(monkeypatch):
+    torch.manual_seed(0)
+    model = create_model("resnet38", in_chans=1, num_classes=10).eval()
+    x = torch.randn(1, 1, 28, 28)
+    smooth = attribute(model, x, "saliency", 0, smoothgrad=True, smoothgrad_samples=2)
+    assert smooth.smoothgrad and not attribute(model, x, "saliency", 0).smoothgrad
+    seen = []
+    import sbcore.analysis.faithfulness as module
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("smoothgrad"))
+        return attribute(*args, **kwargs)
+
+    monkeypatch.setattr(module, "attribute", recording)
+    score_attribution(model, x, smooth, random=random_curves(model, x, 0, torch.zeros_like(x), maps=1))
+    assert seen and all(seen)

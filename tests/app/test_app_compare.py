@@ -137,10 +137,12 @@ def test_signed_methods_keep_their_sign_on_a_scale_centred_on_zero_and_can_switc
 def test_a_magnitude_only_method_offers_no_signed_view(open_page):
     at = open_page("compare", compare_models=["resnet38.fmnist", "sb_resnet38.fmnist"], compare_method="saliency",
                    compare_faithfulness=False)
+    at.button(key="compare_run").click().run()
     assert not [r for r in at.radio if r.key == "compare_values"]
     assert any("magnitudes only" in c.value for c in at.caption)
-    at.button(key="compare_run").click().run()
     assert all(t["zmin"] == 0.0 for t in _map_traces(at))
+    at.selectbox(key="compare_method").set_value("input_x_gradient").run()  # not run yet: the shown maps stay magnitudes
+    assert any("earlier settings" in c.value for c in at.caption) and all(t["zmin"] == 0.0 for t in _map_traces(at))
 
 
 def test_link_values_that_name_no_choice_are_left_out_with_a_notice(open_page):

@@ -209,3 +209,12 @@ def test_a_callback_that_fails_says_one_sentence_with_an_incident_id_and_keeps_t
     assert at.selectbox(key="explore_model").value == "sb_resnet38.fmnist"  # the rest of the page is still there
     at.run()
     assert not at.error  # said once
+
+
+def test_a_link_carries_the_values_choice_and_the_diverging_colour_map(open_page):
+    at = open_page("explore", query={"values": "magnitude", "cmap": "viridis"})
+    (overlay,) = _heatmaps(at, "upsampled to 28x28")
+    assert overlay["zmin"] == 0.0 and at.selectbox(key="explore_cmap").value == "viridis"
+    at = open_page("explore", query={"signed_cmap": "PiYG"})
+    assert at.selectbox(key="explore_signed_cmap").value == "PiYG"
+    assert any("green positive, pink negative" in c.value for c in at.caption)
