@@ -29,7 +29,7 @@ from sbcore.cli_types import integer
 from sbcore.errors import SBCoreError
 from sbcore.evaluate import Z_95
 from sbcore.lab.evidence import evidence_shares, uniform_shares
-from sbcore.lab.same_different import SameDifferentCanvases
+from sbcore.lab.same_different import SameDifferentCanvases, SameDifferentTask
 from sbcore.output_files import write_text
 
 SHARES = ("item_a", "item_b", "background", "weaker_item")
@@ -117,7 +117,8 @@ def _run_faithfulness(args: argparse.Namespace) -> None:
     print(f"wrote {out}/faithfulness.json, .csv, .png")
 
 
-def summary(args: argparse.Namespace, dataset: str, rows: list[dict], lab: bool, task) -> dict[str, Any]:
+def summary(args: argparse.Namespace, dataset: str, rows: list[dict], lab: bool,
+            task: SameDifferentTask | None) -> dict[str, Any]:
     """Per method: every score's mean and 95% interval over the images (and the evidence shares for the lab)."""
     methods = {}
     for method in args.methods:

@@ -15,8 +15,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from sbcore.layers import NonLocal2d, SpatialBias, upsample_maps
 from sbcore.errors import SBCoreError
+from sbcore.layers import NonLocal2d, SpatialBias, upsample_maps
 from sbcore.layers.fused_branch import triton_available
 from sbcore.layers.padded_layout import PaddedLayout
 from sbcore.layers.spatial_bias import in_reference_formulation
