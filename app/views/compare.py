@@ -43,7 +43,15 @@ PARAMS = [
     links.Param("cmap", "compare_cmap", lambda: plots.COLOUR_MAPS),
     links.Param("values", "compare_values", lambda: list(widgets.VALUES)),
     links.Param("signed_cmap", "compare_signed_cmap", lambda: plots.DIVERGING_MAPS),
+    links.Param("target", "compare_target", lambda: target_options()),
 ]
+
+
+def target_options() -> list[int]:
+    """Each model's top-1, then the class indices when the chosen models share their classes."""
+    chosen = st.session_state.get("compare_models") or state.shipped_family()
+    classes = {tuple(state.get_model(name).metadata.class_names) for name in chosen}
+    return [TOP1] + (list(range(len(next(iter(classes))))) if len(classes) == 1 else [])
 
 
 def header() -> None:
@@ -68,7 +76,7 @@ def settings_panel(models: dict[str, nn.Module], image, picked: inputs.ImageInpu
     shared_classes = all(m.metadata.class_names == first.class_names for m in models.values())
     method = st.selectbox("Method", list(analysis.ATTRIBUTION_METHODS), format_func=analysis.ATTRIBUTION_METHODS.get,
                           key="compare_method")
-    targets = [TOP1] + (list(range(len(first.class_names))) if shared_classes else [])
+    targets = target_options()
     target = st.selectbox(
         "Target class", targets, format_func=lambda t: "each model's top-1" if t == TOP1 else first.class_names[t],
         key="compare_target", help=None if shared_classes else "The models have different classes: each explains its top-1.",

@@ -8,8 +8,8 @@ import streamlit as st
 from PIL import Image
 from torch import nn
 
-from app import compute, inputs, links, plots, state, tour, widgets
-from sbcore import analysis
+from app import compute, guard, inputs, links, plots, state, tour, widgets
+from sbcore import SpatialBias, analysis
 from sbcore.analysis.interventions import components
 from sbcore.images import model_view
 
@@ -25,7 +25,19 @@ PARAMS = [
     links.Param("cmap", "explore_cmap", lambda: plots.COLOUR_MAPS),
     links.Param("values", "explore_values", lambda: list(widgets.VALUES)),
     links.Param("signed_cmap", "explore_signed_cmap", lambda: plots.DIVERGING_MAPS),
+    links.Param("map", "explore_map", lambda: list(range(map_count(state.get_model(st.session_state["explore_model"]))))),
 ]
+
+
+def map_count(model: nn.Module) -> int:
+    """Maps per spatial-bias block of ``model`` (0 without spatial bias)."""
+    return next((m.num_maps for m in model.modules() if isinstance(m, SpatialBias)), 0)
+
+
+def query_params(height: int, width: int) -> list[links.Param]:
+    """The non-local query point in the URL (its sliders' keys depend on the input size)."""
+    return [links.Param("query_row", f"explore_query_row_{height}", lambda: list(range(height))),
+            links.Param("query_col", f"explore_query_col_{width}", lambda: list(range(width)))]
 
 
 def header() -> None:
@@ -50,6 +62,7 @@ def pick_model_and_image() -> tuple[str, inputs.ImageInput | None]:
 def query_point(height: int, width: int) -> tuple[str, str, tuple[float, float]]:
     """Session keys of the non-local query sliders and the query as (row, col) fractions."""
     row_key, col_key = f"explore_query_row_{height}", f"explore_query_col_{width}"
+    links.pull(query_params(height, width))
     st.session_state.setdefault(row_key, height // 2)
     st.session_state.setdefault(col_key, width // 2)
     return row_key, col_key, ((st.session_state[row_key] + 0.5) / height, (st.session_state[col_key] + 0.5) / width)
@@ -223,6 +236,7 @@ def non_local_attention(name: str, nl_blocks: list[str], view: np.ndarray, resul
     settings.slider("Query column", 0, width - 1, key=col_key)
     attention = result.attention[nl_block]
 
+    @guard.guarded
     def move_query() -> None:
         position = plots.clicked_position(st.session_state["explore_attention"], view.shape)
         if position is not None:
@@ -266,3 +280,4 @@ else:
 nl_blocks = analysis.non_local_blocks(model)
 if nl_blocks:
     non_local_attention(name, nl_blocks, view, result, row_key, col_key, query)
+    links.push(query_params(height, width))

@@ -156,3 +156,11 @@ def test_link_values_that_name_no_choice_are_left_out_with_a_notice(open_page):
     assert at.selectbox(key="compare_method").value == "integrated_gradients"
     at.run()
     assert not at.toast  # said once, not on every rerun
+
+
+def test_a_link_carries_the_target_class(open_page):
+    at = open_page("compare", query={"target": "9"})
+    assert at.selectbox(key="compare_target").value == 9
+    assert at.query_params["target"] == ["9"] or at.query_params["target"] == "9"
+    at = open_page("compare", query={"target": "99"})
+    assert at.selectbox(key="compare_target").value == -1 and "target=99 (not one of the choices)" in at.toast[0].value

@@ -218,3 +218,13 @@ def test_a_link_carries_the_values_choice_and_the_diverging_colour_map(open_page
     at = open_page("explore", query={"signed_cmap": "PiYG"})
     assert at.selectbox(key="explore_signed_cmap").value == "PiYG"
     assert any("green positive, pink negative" in c.value for c in at.caption)
+
+
+def test_a_link_carries_the_map_and_the_non_local_query_point(open_page):
+    at = open_page("explore", query={"map": "2", "block": "layer1.0"})
+    assert at.selectbox(key="explore_map").value == 2 and at.query_params["map"] in ("2", ["2"])
+    at = open_page("explore", query={"model": "nl_resnet38.fmnist", "query_row": "3", "query_col": "25"})
+    assert not at.exception, at.exception
+    assert (at.slider(key="explore_query_row_28").value, at.slider(key="explore_query_col_28").value) == (3, 25)
+    at.slider(key="explore_query_row_28").set_value(7).run()
+    assert at.query_params["query_row"] in ("7", ["7"])
