@@ -20,12 +20,14 @@ from torch import nn
 from app import jobs
 from sbcore import analysis
 from sbcore.analysis import ood
+from sbcore.budget import MemoryBudgetError, batch_within_budget
 from sbcore.cost import CostReport, cost_report
 from sbcore.images import load_image, preprocess
 from sbcore.lab import evidence, probe
 from sbcore.model_card import model_card_markdown
 
 Progress = Callable[[int, int], None]
+ATTRIBUTION_BATCH = 64  # path points, perturbations or noisy copies per forward pass (fewer for large inputs)
 OOD_CALIBRATION = Path(__file__).resolve().parents[1] / "assets" / "ood_calibration.json"
 
 
@@ -74,11 +76,13 @@ def attribution_job(model: nn.Module, model_key: str, data: bytes, invert: bool,
                     stage: str | None, baseline: str, smoothgrad: bool,
                     max_steps: int = analysis.IG_MAX_STEPS) -> jobs.Ticket:
     """Queue one Captum attribution of one image for ``target`` (None: the model's top-1); IG picks its steps, up
-    to ``max_steps``. ``jobs.wait`` on the ticket gives the ``analysis.Attribution``."""
+    to ``max_steps``, run ATTRIBUTION_BATCH at a time or fewer, as the memory budget allows (MemoryBudgetError
+    when not even one fits). ``jobs.wait`` on the ticket gives the ``analysis.Attribution``."""
     def run(report: jobs.Report) -> analysis.Attribution:
+        batch = batch_within_budget(model, tuple(model.metadata.preprocessing.input_size), ATTRIBUTION_BATCH)
         x = model_input(model, data, invert)
         return analysis.attribute(model, x, method, target, stage=stage, baseline=baseline, smoothgrad=smoothgrad,
-                                  max_steps=max_steps)
+                                  max_steps=max_steps, internal_batch_size=batch)
 
     settings = (model_key, jobs.digest(data), invert, method, target, stage, baseline, smoothgrad, max_steps)
     return jobs.submit("attribution", settings, run, long=True)
@@ -89,6 +93,9 @@ def faithfulness_job(model: nn.Module, model_key: str, data: bytes, invert: bool
     """Queue the faithfulness scores (``analysis.score_attribution``: deletion, insertion, ROAD, the randomisation check)
     of an attribution made with the settings ``request`` (the attribution job's, which determine it)."""
     def run(report: jobs.Report) -> analysis.Faithfulness:
+        if batch_within_budget(model, tuple(model.metadata.preprocessing.input_size), ATTRIBUTION_BATCH) < ATTRIBUTION_BATCH:
+            raise MemoryBudgetError(f"Faithfulness scores run {ATTRIBUTION_BATCH} images per pass, over the memory "
+                                    "budget at this model's input size.")
         return analysis.score_attribution(model, model_input(model, data, invert), attribution, stage=stage)
 
     return jobs.submit("faithfulness", (model_key, jobs.digest(data), invert, *request), run, long=True)

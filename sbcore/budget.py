@@ -77,3 +77,14 @@ def check_memory(
             f"{name} at {c}x{h}x{w} with batch {batch_size} would hold a {needed / 2**20:,.0f} MB tensor, over the "
             f"{limit / 2**20:.0f} MB budget; use a smaller input size or batch."
         )
+
+
+def batch_within_budget(model: nn.Module, input_size: tuple[int, int, int], wanted: int,
+                        limit: int = MAX_TENSOR_BYTES) -> int:
+    """The largest batch up to ``wanted`` whose forward pass stays within ``limit`` bytes per tensor; raises
+    MemoryBudgetError (as ``check_memory``) when not even one image does."""
+    per_image = max(1, largest_tensor_bytes(model, input_size))
+    batch = min(wanted, limit // per_image)
+    if batch < 1:
+        check_memory(model, input_size, 1, limit)
+    return max(1, batch)

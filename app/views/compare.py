@@ -7,8 +7,9 @@ import pandas as pd
 import streamlit as st
 from torch import nn
 
-from app import compute, inputs, jobs, links, look, memory, plots, state, tour, widgets
+from app import compute, guard, inputs, jobs, links, look, memory, plots, state, tour, widgets
 from sbcore import analysis
+from sbcore.errors import SBCoreError
 from sbcore.images import model_view
 
 PAGE = "compare"
@@ -125,7 +126,12 @@ def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, se
             for name, model in models.items():
                 run.step(f"{name}: attribution ({run.done + 1} of {steps})")
                 key = state.model_key(name)
-                attribution = jobs.wait(tickets[name], f"Attributing with {name}", cancel_on_leave=True)
+                try:
+                    attribution = jobs.wait(tickets[name], f"Attributing with {name}", cancel_on_leave=True)
+                except SBCoreError as error:  # over the memory budget even one at a time: the others still run
+                    guard.say_error(f"{name}: {error}")
+                    run.advance()
+                    continue
                 if settings["faithfulness"]:
                     scoring[name] = compute.faithfulness_job(model, key, picked.data, settings["invert"], attribution,
                                                              request[name], settings["stage"])
@@ -136,14 +142,18 @@ def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, se
                                                     extra={"image": picked, **settings}))
             for name, ticket in scoring.items():
                 run.step(f"{name}: faithfulness ({run.done + 1} of {steps})")
-                results[name] = (*results[name][:3], jobs.wait(ticket, f"Scoring {name}'s map", cancel_on_leave=True))
+                try:
+                    results[name] = (*results[name][:3], jobs.wait(ticket, f"Scoring {name}'s map", cancel_on_leave=True))
+                except SBCoreError as error:  # the map stays, without its scores
+                    guard.say_error(f"{name}: {error}")
                 run.advance()
                 memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
                                                     extra={"image": picked, **settings}))
     finally:
         for ticket in [*tickets.values(), *scoring.values()]:  # those a stopped run never waited for
             ticket.cancel()
-    memory.remember(PAGE, memory.Stored(signature, results, seconds=run.seconds, extra={"image": picked, **settings}))
+    if results:
+        memory.remember(PAGE, memory.Stored(signature, results, seconds=run.seconds, extra={"image": picked, **settings}))
 
 
 def completeness_warnings(stored: memory.Stored) -> None:

@@ -164,3 +164,19 @@ def test_a_link_carries_the_target_class(open_page):
     assert at.query_params["target"] == ["9"] or at.query_params["target"] == "9"
     at = open_page("compare", query={"target": "99"})
     assert at.selectbox(key="compare_target").value == -1 and "target=99 (not one of the choices)" in at.toast[0].value
+
+
+def test_a_model_over_the_memory_budget_says_so_and_the_others_are_still_compared(open_page, monkeypatch):
+    from sbcore.budget import batch_within_budget
+
+    def budget(model, input_size, wanted):  # as if the plain model's input were too large even one at a time
+        limit = 1 if model.metadata.pretrained == "resnet38.fmnist" else 2**40
+        return batch_within_budget(model, input_size, wanted, limit=limit)
+
+    at = open_page("compare", compare_models=["resnet38.fmnist", "sb_resnet38.fmnist"], compare_method="saliency")
+    monkeypatch.setattr("app.compute.batch_within_budget", budget)
+    at.button(key="compare_run").click().run()
+    assert not at.exception, at.exception
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("resnet38.fmnist: ") and "over the 0 MB budget" in error
+    assert len(_predictions(at)) == 1  # the SB model's map is shown
