@@ -173,7 +173,8 @@ def test_a_model_over_the_memory_budget_says_so_and_the_others_are_still_compare
         limit = 1 if model.metadata.pretrained == "resnet38.fmnist" else 2**40
         return batch_within_budget(model, input_size, wanted, limit=limit)
 
-    at = open_page("compare", compare_models=["resnet38.fmnist", "sb_resnet38.fmnist"], compare_method="saliency")
+    at = open_page("compare", compare_models=["resnet38.fmnist", "sb_resnet38.fmnist"], compare_method="occlusion",
+                   compare_target=4, compare_faithfulness=False)  # settings no other test computed (no cached result)
     monkeypatch.setattr("app.compute.batch_within_budget", budget)
     at.button(key="compare_run").click().run()
     assert not at.exception, at.exception
