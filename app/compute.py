@@ -28,6 +28,7 @@ from sbcore.model_card import model_card_markdown
 
 Progress = Callable[[int, int], None]
 ATTRIBUTION_BATCH = 64  # path points, perturbations or noisy copies per forward pass (fewer for large inputs)
+ERF_BATCH = 8  # images per forward and backward pass of the receptive field (fewer for large inputs)
 OOD_CALIBRATION = Path(__file__).resolve().parents[1] / "assets" / "ood_calibration.json"
 
 
@@ -108,8 +109,9 @@ def receptive_field_job(model: nn.Module, model_key: str, image_set: Sequence[by
     digests = None if image_set is None else tuple(jobs.digest(data) for data in image_set[:count])
 
     def run(report: jobs.Report) -> analysis.ERFResult:
+        batch = batch_within_budget(model, tuple(model.metadata.preprocessing.input_size), ERF_BATCH, backward=True)
         images = _erf_images(model, image_set, count, invert).to(next(model.parameters()).device)
-        return analysis.effective_receptive_field(model, images, stage, progress=report)
+        return analysis.effective_receptive_field(model, images, stage, progress=report, batch_size=batch)
 
     return jobs.submit("receptive field", (model_key, digests, count, invert, stage), run, long=True)
 

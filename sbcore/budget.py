@@ -19,24 +19,27 @@ from torch.utils._pytree import tree_leaves
 from sbcore.errors import SBCoreError
 
 MAX_TENSOR_BYTES = 128 * 2**20  # the largest single tensor one command may create (peak use is a few times this)
+MAX_BACKWARD_BYTES = 512 * 2**20  # every tensor of one forward pass together: what a backward pass may keep alive
 
 
 class MemoryBudgetError(SBCoreError):
     """A setting would need more memory than the budget allows; the message says how much."""
 
 
-class _LargestTensor(TorchDispatchMode):
-    """Records the byte size of the largest tensor any operation returns."""
+class _TensorSizes(TorchDispatchMode):
+    """Records the byte size of the largest tensor any operation returns, and of all of them together."""
 
     def __init__(self) -> None:
         super().__init__()
         self.bytes = 0
+        self.total = 0
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         for tensor in tree_leaves(out):
             if isinstance(tensor, torch.Tensor):
-                self.bytes = max(self.bytes, tensor.numel() * tensor.element_size())
+                size = tensor.numel() * tensor.element_size()
+                self.bytes, self.total = max(self.bytes, size), self.total + size
         return out
 
 
@@ -58,10 +61,15 @@ def largest_tensor_bytes(model: nn.Module, input_size: tuple[int, int, int]) -> 
     Runs a meta copy of the model, so it costs neither memory nor arithmetic (about a second for a
     ResNet-101) and is safe while other threads use the model.
     """
+    return _forward_sizes(model, input_size).bytes
+
+
+@torch.no_grad()
+def _forward_sizes(model: nn.Module, input_size: tuple[int, int, int]) -> _TensorSizes:
     meta_model = _meta_copy(model).eval()
-    with _LargestTensor() as mode:
+    with _TensorSizes() as mode:
         meta_model(torch.empty(1, *input_size, device="meta"))
-    return mode.bytes
+    return mode
 
 
 def check_memory(
@@ -80,11 +88,17 @@ def check_memory(
 
 
 def batch_within_budget(model: nn.Module, input_size: tuple[int, int, int], wanted: int,
-                        limit: int = MAX_TENSOR_BYTES) -> int:
-    """The largest batch up to ``wanted`` whose forward pass stays within ``limit`` bytes per tensor; raises
-    MemoryBudgetError (as ``check_memory``) when not even one image does."""
-    per_image = max(1, largest_tensor_bytes(model, input_size))
-    batch = min(wanted, limit // per_image)
+                        limit: int = MAX_TENSOR_BYTES, backward: bool = False) -> int:
+    """The largest batch up to ``wanted`` whose forward pass stays within ``limit`` bytes per tensor (``backward``:
+    within MAX_BACKWARD_BYTES for every tensor of the pass together, what autograd may keep); raises
+    MemoryBudgetError when not even one image fits."""
+    sizes = _forward_sizes(model, input_size)
+    per_image, limit = (sizes.total, MAX_BACKWARD_BYTES) if backward else (sizes.bytes, limit)
+    batch = min(wanted, limit // max(1, per_image))
     if batch < 1:
-        check_memory(model, input_size, 1, limit)
-    return max(1, batch)
+        metadata = getattr(model, "metadata", None)
+        name = metadata.pretrained or metadata.architecture if metadata else type(model).__name__
+        kind = "all the tensors of a forward and backward pass" if backward else "its largest tensor"
+        raise MemoryBudgetError(f"{name} at {'x'.join(map(str, input_size))} needs {per_image / 2**20:,.0f} MB for "
+                                f"{kind} on one image, over the {limit / 2**20:.0f} MB budget.")
+    return batch
