@@ -31,7 +31,9 @@ STOPS = [
     Stop("compare", "Which pixels drive each model",
          {"models": "resnet38.fmnist,sb_resnet38.fmnist,nl_resnet38.fmnist,sbnl_resnet38.fmnist",
           "sample": "fmnist_0000_ankle_boot.png", "source": "sample", "method": "occlusion"},
-         "Press Run: the four models explain the same class on one colour scale."),
+         "Press Run: the four models explain the same class on one colour scale, red for the class, blue against "
+         "it; under each map, how faithful it is: does deleting its top pixels first drop the score faster than a "
+         "random map's?"),
     Stop("receptive_field", "How far each model reaches",
          {"models": "resnet38.fmnist,sb_resnet38.fmnist", "stage": "layer1", "source": "samples"},
          "Press Compute: at layer1 the plain network cannot see past its 11-pixel receptive field; spatial "

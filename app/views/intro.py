@@ -19,8 +19,11 @@ PAGE_GUIDE = {
                       "distance; past the dotted line no unit of a plain network sees both, so it can be right on at "
                       "most 3 of the 4 pair types (75%): a model above that line there uses global context. Place two items yourself and read every model's "
                       "P(same).",
-    "Compare attributions": "the same image and class for two to four models. Bright pixels are the evidence each "
-                            "model used; the colour scale is shared, so compare where, not how much.",
+    "Compare attributions": "the same image and class for two to four models. Coloured pixels are the evidence "
+                            "each model used (red for the class, blue against it); the colour scale is shared, so "
+                            "compare where, not how much. Under each map, its faithfulness beside a random map's: "
+                            "a map that does no better than random, or that barely changes when the model's "
+                            "weights are randomised, is not evidence.",
     "Effective receptive field": "how far a stage's centre output can see. The dotted line marks what its "
                                  "convolutions alone reach; a tail past it is global context.",
     "Throughput": "how fast the architectures run on this machine, beside the paper's speed and parameter claims.",
