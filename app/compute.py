@@ -20,7 +20,7 @@ from torch import nn
 from app import jobs
 from sbcore import analysis
 from sbcore.analysis import ood
-from sbcore.budget import MemoryBudgetError, batch_within_budget
+from sbcore.budget import batch_within_budget, check_memory
 from sbcore.cost import CostReport, cost_report
 from sbcore.images import load_image, preprocess
 from sbcore.lab import evidence, probe
@@ -94,9 +94,7 @@ def faithfulness_job(model: nn.Module, model_key: str, data: bytes, invert: bool
     """Queue the faithfulness scores (``analysis.score_attribution``: deletion, insertion, ROAD, the randomisation check)
     of an attribution made with the settings ``request`` (the attribution job's, which determine it)."""
     def run(report: jobs.Report) -> analysis.Faithfulness:
-        if batch_within_budget(model, tuple(model.metadata.preprocessing.input_size), ATTRIBUTION_BATCH) < ATTRIBUTION_BATCH:
-            raise MemoryBudgetError(f"Faithfulness scores run {ATTRIBUTION_BATCH} images per pass, over the memory "
-                                    "budget at this model's input size.")
+        check_memory(model, tuple(model.metadata.preprocessing.input_size), ATTRIBUTION_BATCH)  # its batched passes
         return analysis.score_attribution(model, model_input(model, data, invert), attribution, stage=stage)
 
     return jobs.submit("faithfulness", (model_key, jobs.digest(data), invert, *request), run, long=True)
