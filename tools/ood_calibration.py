@@ -1,10 +1,11 @@
 """Calibrate the app's out-of-distribution notice for the shipped Fashion-MNIST models or lab models.
 
-    python tools/ood_calibration.py [--family fmnist|samediff] [--out assets/ood_calibration.json] [--limit 10000]
+    python tools/ood_calibration.py [--family fmnist|samediff] [--out assets/ood_calibration.json] [--limit 5000]
 
-For each shipped model of the family: fits the feature density (``sbcore.analysis.ood``) on every 10th training
-image (or lab canvas), then scores the first --limit test images against a set of images that are not
-clothing, fed exactly as the app feeds them (auto-inverted when their background is light): random
+For each shipped model of the family: fits the feature density (``sbcore.analysis.ood``) on --fit training
+images (or lab canvases) drawn at random with a fixed seed (labels come in a pattern in the lab's canvases, so
+a stride would miss a class), then scores the first --limit test images against a set of images that are
+neither garments nor lab canvases, fed exactly as the app feeds them (auto-inverted when their background is light): random
 crops of the bundled photos (assets/samples/photo_*) and synthetic images (uniform and smooth noise,
 geometric shapes, digits and letters). Prints the AUROC of the Mahalanobis score (stored) beside the
 energy and max-softmax scores, and writes the density, quantiles and thresholds the app reads, keeping the
@@ -97,14 +98,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "ood_calibration.json")
     parser.add_argument("--limit", type=int, default=5_000, help="first test images to use (default: 5,000)")
+    parser.add_argument("--fit", type=int, default=6_000, help="training images to fit the density on (default: 6,000)")
     parser.add_argument("--family", choices=list(FAMILIES), default="fmnist", help="which shipped models")
     args = parser.parse_args()
     rng = random.Random(SEED)
     photos, shapes = photo_crops(40, rng), synthetic(240, rng)
     dataset, in_name = FAMILIES[args.family]
     spec = load_dataset(dataset)
-    fit_indices = range(0, len(spec.train_eval), 10)
-    fit_x = torch.stack([spec.train_eval[i][0] for i in fit_indices])  # (N, 1, 28, 28), the eval transform
+    chosen = torch.randperm(len(spec.train_eval), generator=torch.Generator().manual_seed(SEED))[:args.fit]
+    fit_indices = sorted(chosen.tolist())
+    fit_x = torch.stack([spec.train_eval[i][0] for i in fit_indices])  # (N, 1, S, S), the eval transform
     fit_y = torch.tensor([spec.train_eval[i][1] for i in fit_indices])
     test_x = torch.stack([spec.test[i][0] for i in range(min(args.limit, len(spec.test)))])
     in_set = f"{in_name} ({len(test_x)} images)"
@@ -132,7 +135,7 @@ def main() -> None:
         chosen = scores["Mahalanobis"]
         unfamiliar = np.concatenate([chosen["photos"], chosen["synthetic"]])
         calibration = ood.calibrate(density, chosen["test"], unfamiliar, in_set, out_set)
-        line.append(f"flagged: {np.mean(unfamiliar < calibration.threshold):.0%} of the non-clothing set, "
+        line.append(f"flagged: {np.mean(unfamiliar < calibration.threshold):.0%} of the unfamiliar set, "
                     f"{np.mean(chosen['test'] < calibration.threshold):.0%} of the test set")
         print("  ".join(line), flush=True)
         calibrations[name] = calibration

@@ -78,11 +78,20 @@ def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def fit_density(features: torch.Tensor, labels: torch.Tensor, num_classes: int, ridge: float = 1e-3) -> FeatureDensity:
-    """Class means and shared precision of (N, D) features with labels (N,); ``ridge`` keeps it invertible."""
+    """Class means and shared precision of (N, D) features with labels (N,); ``ridge`` keeps it invertible.
+
+    Fitted in float64 (the inverse of a nearly singular covariance loses digits in float32) and stored in
+    float32; SBCoreError when a class has no features, since its mean would be undefined.
+    """
+    counts = torch.bincount(labels, minlength=num_classes)
+    if bool((counts == 0).any()):
+        missing = [k for k in range(num_classes) if counts[k] == 0]
+        raise SBCoreError(f"Cannot fit the feature density: no features of class {missing} among {len(labels)}.")
+    features = features.double()
     means = torch.stack([features[labels == k].mean(dim=0) for k in range(num_classes)])
     centred = features - means[labels]
-    covariance = centred.T @ centred / len(features) + ridge * torch.eye(features.shape[1])
-    return FeatureDensity(means, torch.linalg.inv(covariance))
+    covariance = centred.T @ centred / len(features) + ridge * torch.eye(features.shape[1], dtype=torch.float64)
+    return FeatureDensity(means.float(), torch.linalg.inv(covariance).float())
 
 
 def energy_scores(logits: torch.Tensor) -> torch.Tensor:

@@ -228,3 +228,15 @@ def test_a_link_carries_the_map_and_the_non_local_query_point(open_page):
     assert (at.slider(key="explore_query_row_28").value, at.slider(key="explore_query_col_28").value) == (3, 25)
     at.slider(key="explore_query_row_28").set_value(7).run()
     assert at.query_params["query_row"] in ("7", ["7"])
+
+
+def test_a_lab_model_says_how_familiar_a_canvas_and_a_photo_look(open_page, sample_bytes):
+    at = open_page("explore", query={"model": "sb_lab_resnet14.samediff", "source": "sample",
+                                     "sample": "samediff_far_bags.png"})
+    assert not at.exception, at.exception
+    assert any("Familiar input" in caption.value for caption in at.caption)
+    at.file_uploader(key="explore_upload").set_value(("coffee.jpg", sample_bytes("photo_coffee.jpg"), "image/jpeg")).run()
+    assert not at.exception, at.exception
+    notices = [caption.value for caption in at.caption] + [warning.value for warning in at.warning]
+    assert any("Unusual for this model" in text or "Unlike anything" in text for text in notices), notices
+    assert not any("No familiarity calibration" in caption.value for caption in at.caption)
