@@ -29,6 +29,7 @@ from sbcore.model_card import model_card_markdown
 Progress = Callable[[int, int], None]
 ATTRIBUTION_BATCH = 64  # path points, perturbations or noisy copies per forward pass (fewer for large inputs)
 ERF_BATCH = 8  # images per forward and backward pass of the receptive field (fewer for large inputs)
+ERF_PASS_BYTES = 256 * 2**20  # what one receptive-field pass may keep for its backward, down to one image a pass
 OOD_CALIBRATION = Path(__file__).resolve().parents[1] / "assets" / "ood_calibration.json"
 
 
@@ -107,7 +108,8 @@ def receptive_field_job(model: nn.Module, model_key: str, image_set: Sequence[by
     digests = None if image_set is None else tuple(jobs.digest(data) for data in image_set[:count])
 
     def run(report: jobs.Report) -> analysis.ERFResult:
-        batch = batch_within_budget(model, tuple(model.metadata.preprocessing.input_size), ERF_BATCH, backward=True)
+        batch = batch_within_budget(model, tuple(model.metadata.preprocessing.input_size), ERF_BATCH, backward=True,
+                                    preferred=ERF_PASS_BYTES)
         images = _erf_images(model, image_set, count, invert).to(next(model.parameters()).device)
         return analysis.effective_receptive_field(model, images, stage, progress=report, batch_size=batch)
 

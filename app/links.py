@@ -52,6 +52,9 @@ class Param:
         unknown = [part for part in parts if part not in by_text]
         named = list(dict.fromkeys(part for part in parts if part in by_text))  # each option once, in order
         left_out = [f"{self.name}: {', '.join(p[:40] for p in unknown[:3])} (not among the choices)"] if unknown else []
+        repeated = [part for part in named if parts.count(part) > 1]
+        if repeated:
+            left_out.append(f"{self.name}: {', '.join(repeated[:3])} again (each counts once)")
         if self.max_count is not None and len(named) > self.max_count:
             left_out.append(f"{self.name}: {', '.join(named[self.max_count:])} (at most {self.max_count})")
         values = [by_text[part] for part in named][:self.max_count]

@@ -15,6 +15,7 @@ from torch import nn
 
 import sbcore
 from app import jobs
+from sbcore import analysis
 from sbcore.models.registry import plain_counterpart
 from sbcore.scheduler import ByteBudgetCache
 
@@ -110,8 +111,8 @@ def model_bytes(model: nn.Module) -> int:
 @st.cache_resource
 def loaded_models() -> ByteBudgetCache:
     """Shipped and untrained models shared by every session, least recently used first out past
-    ``SBE_MODEL_CACHE_MB`` (default 1024) of weights."""
-    return ByteBudgetCache(int(os.environ.get("SBE_MODEL_CACHE_MB", "1024")) * 2**20, size_of=model_bytes, largest=0.5)
+    ``SBE_MODEL_CACHE_MB`` (default 512) of weights."""
+    return ByteBudgetCache(int(os.environ.get("SBE_MODEL_CACHE_MB", "512")) * 2**20, size_of=model_bytes, largest=0.25)
 
 
 def _registered_model(name: str, device: str) -> nn.Module:
@@ -130,6 +131,17 @@ def get_model(name: str) -> nn.Module:
     if uploaded is not None:
         return uploaded.to(device)
     return _registered_model(name, device)
+
+
+@st.cache_data(show_spinner=False)
+def _architecture_stages(name: str) -> list[str]:
+    with torch.device("meta"):  # the structure only: no weights are allocated
+        return analysis.stage_names(sbcore.create_model(name))
+
+
+def stage_names(name: str) -> list[str]:
+    """Stages (``layer1``, ...) of the model called ``name``; an untrained architecture is not built for it."""
+    return _architecture_stages(name) if is_untrained(name) else analysis.stage_names(get_model(name))
 
 
 def model_key(name: str) -> str:

@@ -65,7 +65,11 @@ def stop_link(index: int, label: str | None = None) -> None:
 def banner() -> None:
     """On a page opened from the tour (``?tour=N``): what to look at, and a link to the next stop."""
     number = st.query_params.get("tour")
-    if number is None or not (number.isascii() and number.isdigit()) or not 1 <= int(number) <= len(STOPS):
+    if number is None:
+        return
+    if not (number.isascii() and number.isdigit()) or not 1 <= int(number) <= len(STOPS):
+        del st.query_params["tour"]  # said once, then gone from the URL
+        st.toast(f"Left out of the link: tour={number[:20]} (not a tour stop 1-{len(STOPS)})", icon=":material/link_off:")
         return
     index = int(number) - 1
     with st.container(border=True):

@@ -88,10 +88,11 @@ def check_memory(
 
 
 def batch_within_budget(model: nn.Module, input_size: tuple[int, int, int], wanted: int,
-                        limit: int = MAX_TENSOR_BYTES, backward: bool = False) -> int:
+                        limit: int = MAX_TENSOR_BYTES, backward: bool = False, preferred: int | None = None) -> int:
     """The largest batch up to ``wanted`` whose forward pass stays within ``limit`` bytes per tensor (``backward``:
     within MAX_BACKWARD_BYTES for every tensor of the pass together, what autograd may keep); raises
-    MemoryBudgetError when not even one image fits."""
+    MemoryBudgetError when not even one image fits. With ``preferred`` (bytes), the batch also stays within
+    that, down to one image: a server holding other work runs large models an image at a time."""
     sizes = _forward_sizes(model, input_size)
     per_image, limit = (sizes.total, MAX_BACKWARD_BYTES) if backward else (sizes.bytes, limit)
     batch = min(wanted, limit // max(1, per_image))
@@ -101,4 +102,4 @@ def batch_within_budget(model: nn.Module, input_size: tuple[int, int, int], want
         kind = "all the tensors of a forward and backward pass" if backward else "its largest tensor"
         raise MemoryBudgetError(f"{name} at {'x'.join(map(str, input_size))} needs {per_image / 2**20:,.0f} MB for "
                                 f"{kind} on one image, over the {limit / 2**20:.0f} MB budget.")
-    return batch
+    return batch if preferred is None else max(1, min(batch, preferred // max(1, per_image)))

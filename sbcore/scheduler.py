@@ -109,6 +109,10 @@ class ByteBudgetCache:
         return len(self._values)
 
 
+def _spent(report: Report) -> Any:
+    raise RuntimeError("a finished job does not run again")
+
+
 class _Job:
     def __init__(self, number: int, key: Hashable, kind: str, run: Callable[[Report], Any], exclusive: bool,
                  cache: bool, long: bool) -> None:
@@ -345,30 +349,35 @@ class Scheduler:
                 job.state, job.threads, job.started = "running", tokens, time.monotonic()
                 self._tokens_used += tokens
                 self._running.append(job)
-            torch.set_num_threads(tokens)
-            try:
-                value = job.run(lambda done, total, job=job: self._report(job, done, total))
-            except BaseException as error:  # noqa: BLE001 - delivered to every ticket, raised there
-                outcome: tuple[JobState, Any, BaseException | None] = (
-                    "cancelled" if isinstance(error, JobCancelled) else "failed", None, error)
-            else:
-                outcome = ("done", value, None)
-                if job.cache:
-                    self.cache.put(job.key, value)
-            with self._condition:
-                self._tokens_used -= tokens
-                self._running.remove(job)
-                if outcome[0] == "done":
-                    self.completed += 1
-                    elapsed = time.monotonic() - job.started
-                    previous = self._durations.get(job.kind)
-                    self._durations[job.kind] = elapsed if previous is None else (
-                        (1 - _DURATION_SMOOTHING) * previous + _DURATION_SMOOTHING * elapsed)
-                self._finish(job, outcome[0], outcome[1], outcome[2])
-            if self.on_finish is not None:
-                now = time.monotonic()
-                self.on_finish({"kind": job.kind, "state": outcome[0], "threads": tokens, "sessions": len(job.sessions),
-                                "queued_s": round(job.started - job.submitted, 4), "ran_s": round(now - job.started, 4)})
+            self._run(job, tokens)
+            del job  # an idle worker keeps nothing of its last job alive: its value or closure may hold a model
+
+    def _run(self, job: _Job, tokens: int) -> None:
+        torch.set_num_threads(tokens)
+        try:
+            value = job.run(lambda done, total, job=job: self._report(job, done, total))
+        except BaseException as error:  # noqa: BLE001 - delivered to every ticket, raised there
+            outcome: tuple[JobState, Any, BaseException | None] = (
+                "cancelled" if isinstance(error, JobCancelled) else "failed", None, error)
+        else:
+            outcome = ("done", value, None)
+            if job.cache:
+                self.cache.put(job.key, value)
+        job.run = _spent  # tickets still held keep the job, not what its closure captured
+        with self._condition:
+            self._tokens_used -= tokens
+            self._running.remove(job)
+            if outcome[0] == "done":
+                self.completed += 1
+                elapsed = time.monotonic() - job.started
+                previous = self._durations.get(job.kind)
+                self._durations[job.kind] = elapsed if previous is None else (
+                    (1 - _DURATION_SMOOTHING) * previous + _DURATION_SMOOTHING * elapsed)
+            self._finish(job, outcome[0], outcome[1], outcome[2])
+        if self.on_finish is not None:
+            now = time.monotonic()
+            self.on_finish({"kind": job.kind, "state": outcome[0], "threads": tokens, "sessions": len(job.sessions),
+                            "queued_s": round(job.started - job.submitted, 4), "ran_s": round(now - job.started, 4)})
 
     def _report(self, job: _Job, done: int, total: int) -> None:
         job.progress = (done, total)

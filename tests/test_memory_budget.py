@@ -33,3 +33,8 @@ def test_batch_within_budget_shrinks_the_batch_to_fit_and_refuses_in_one_sentenc
     with pytest.raises(MemoryBudgetError, match=r"sb_resnet50 at 3x224x224 needs [\d,]+ MB for its largest tensor on one "
                                                 r"image, over the 1 MB budget\."):
         batch_within_budget(large, (3, 224, 224), 8, limit=2**20)
+    # a preferred size shrinks the batch down to one image, never to a refusal
+    assert batch_within_budget(large, (3, 224, 224), 64, backward=True, preferred=2**20) == 1
+    assert batch_within_budget(large, (3, 224, 224), 64, backward=True, preferred=MAX_BACKWARD_BYTES) == backward
+    hard = batch_within_budget(small, (1, 28, 28), 64, backward=True)
+    assert batch_within_budget(small, (1, 28, 28), 64, backward=True, preferred=2**40) == hard  # never above the limit

@@ -226,3 +226,21 @@ def test_one_session_alone_runs_its_long_jobs_on_every_worker():
     assert [t.status().state for t in jobs] == ["running", "running"]
     gate.set()
     assert [t.result() for t in jobs] == ["blocked", "blocked"]
+
+
+def test_a_finished_job_keeps_nothing_its_closure_captured_alive():
+    import gc
+    import weakref
+
+    class Model:  # stands for a model a page hands to a job
+        pass
+
+    scheduler = Scheduler(2, watch_other_processes=False)
+    model = Model()
+    alive = weakref.ref(model)
+    ticket = scheduler.submit("k", lambda report, model=model: 1, cache=False)
+    assert ticket.result() == 1
+    del model
+    gc.collect()
+    # neither the idle worker (its last job) nor the ticket (its job's closure) holds the model: freed at once
+    assert alive() is None

@@ -13,6 +13,7 @@ from plotly.colors import qualitative
 from app import compute, guard, inputs, jobs, links, memory, plots, state, tour
 from sbcore import analysis
 from sbcore.errors import SBCoreError
+from sbcore.runtime import release_freed_memory
 
 PAGE = "erf"
 SOURCES = {"samples": "Bundled samples", "uploads": "My uploads", "noise": "Gaussian noise"}
@@ -43,7 +44,7 @@ def controls() -> tuple[list[str], str, str, int, bool, list[bytes] | None]:
     chosen = st.multiselect("Models (up to four)", names, format_func=state.model_label, key="erf_models",
                             max_selections=MAX_MODELS)
     left, middle, right = st.columns(3)
-    stage_options = sorted({s for n in chosen for s in analysis.stage_names(state.get_model(n))}) or [DEFAULT_STAGE]
+    stage_options = sorted({s for n in chosen for s in state.stage_names(n)}) or [DEFAULT_STAGE]
     if st.session_state.get("erf_stage") not in stage_options:
         st.session_state["erf_stage"] = DEFAULT_STAGE if DEFAULT_STAGE in stage_options else stage_options[0]
     stage = left.selectbox("Stage", stage_options, key="erf_stage",
@@ -64,31 +65,26 @@ def controls() -> tuple[list[str], str, str, int, bool, list[bytes] | None]:
 
 
 def run_erf(chosen: list[str], stage: str, count: int, invert: bool, image_set: list[bytes] | None, signature: tuple) -> None:
-    """Queue every model at once (the server runs them side by side), then collect them one step per model with
-    progress per image; what is done is kept if the run is stopped."""
-    results: dict[str, analysis.ERFResult] = {}
-    tickets: dict[str, jobs.Ticket] = {}
-    for name in chosen:
-        try:
-            tickets[name] = compute.receptive_field_job(state.get_model(name), state.model_key(name), image_set, count,
-                                                        invert, stage)
-        except SBCoreError as error:
-            guard.say_error(f"{name}: {error}")
-    try:
-        with memory.Run(PAGE, len(chosen), "Computing") as run:
-            for name, ticket in tickets.items():
-                def report(done: int, total: int, name: str = name) -> None:
-                    run.step(f"{name}, image {done} of {total}", done / max(total, 1))
+    """One model after another, with progress per image; what is done is kept if the run is stopped.
 
-                try:
-                    results[name] = jobs.wait(ticket, f"Receptive field of {name}", report, cancel_on_leave=True)
-                except SBCoreError as error:
-                    guard.say_error(f"{name}: {error}")
-                run.advance()
-                memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False, extra={"stage": stage}))
-    finally:
-        for ticket in tickets.values():  # those a stopped run never waited for
-            ticket.cancel()
+    Each model is fetched only when its turn comes and what it freed is handed back before the next, so four
+    large models are not held at once beside their backward passes (four untrained ResNet-101s take 0.74 GB of
+    weights alone)."""
+    results: dict[str, analysis.ERFResult] = {}
+    with memory.Run(PAGE, len(chosen), "Computing") as run:
+        for name in chosen:
+            def report(done: int, total: int, name: str = name) -> None:
+                run.step(f"{name}, image {done} of {total}", done / max(total, 1))
+
+            try:
+                ticket = compute.receptive_field_job(state.get_model(name), state.model_key(name), image_set, count,
+                                                     invert, stage)
+                results[name] = jobs.wait(ticket, f"Receptive field of {name}", report, cancel_on_leave=True)
+            except SBCoreError as error:
+                guard.say_error(f"{name}: {error}")
+            run.advance()
+            release_freed_memory()  # this model's memory goes back before the next is built, perhaps on another thread
+            memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False, extra={"stage": stage}))
     memory.remember(PAGE, memory.Stored(signature, results, seconds=run.seconds, extra={"stage": stage}))
 
 

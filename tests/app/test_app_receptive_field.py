@@ -61,9 +61,22 @@ def test_compute_twice_with_the_same_settings_reuses_the_result(open_page):
 def test_a_link_naming_many_models_builds_only_the_four_the_page_can_show(open_page):
     from app import state
 
+    state.loaded_models.clear()  # whatever earlier tests in this process built
     names = ["resnet38", "sb_resnet38", "nl_resnet38", "sbnl_resnet38", "resnet101", "sbnl_resnet101"]
     at = open_page("receptive_field", query={"models": ",".join(names), "stage": "layer1", "source": "noise"})
     assert not at.exception, at.exception
     assert at.multiselect(key="erf_models").value == names[:4]
     built = {name for name, _ in state.loaded_models().keys()}
-    assert not built & {"resnet101", "sbnl_resnet101"}  # nothing heavy built on open
+    assert not built & set(names)  # opening builds nothing: the stages come from the architectures alone
+
+
+def test_a_link_to_four_large_models_lists_their_stages_without_building_them(open_page):
+    from app import state
+
+    state.loaded_models.clear()
+    names = ["sbnl_resnet101", "nl_resnet101", "sb_resnet101", "resnet101"]
+    at = open_page("receptive_field", query={"models": ",".join(names), "stage": "layer4", "source": "noise"})
+    assert not at.exception, at.exception
+    assert at.selectbox(key="erf_stage").value == "layer4"
+    assert at.selectbox(key="erf_stage").options == ["layer1", "layer2", "layer3", "layer4"]
+    assert not {name for name, _ in state.loaded_models().keys()} & set(names)

@@ -4,8 +4,10 @@
 
 Each case is ``[kind, argument]``: ``cli`` (an argv for ``sbcore.cli.main``), ``checkpoint``
 (a path for ``sbcore.load_checkpoint``), ``image`` (a path for ``load_image`` then
-``model_view``) or ``app`` (a path uploaded on the Explore page through AppTest, one session
-for all such cases). Each report carries the exit
+``model_view``), ``app`` (a path uploaded on the Explore page through AppTest, one session
+for all such cases) or ``link`` (``{"page", "query", "click", "read"}``: a page opened in a new AppTest session
+with those URL parameters, then the button keyed ``click`` pressed when given; the widget values keyed in
+``read`` are reported). Each report carries the exit
 status, what reached stderr, any uncaught exception as a traceback, and the process's peak
 resident memory during that case alone (the high-water mark is reset through
 /proc/self/clear_refs before each case).
@@ -87,7 +89,26 @@ def _app(path: str) -> dict[str, Any]:
     return report
 
 
-RUNNERS: dict[str, Callable[[Any], dict[str, Any]]] = {"cli": _cli, "checkpoint": _checkpoint, "image": _image, "app": _app}
+def _link(request: dict[str, Any]) -> dict[str, Any]:
+    """Open ``request["page"]`` with URL parameters ``request["query"]`` in a fresh AppTest session (then press
+    the button ``request["click"]``, if any); reports errors, exceptions, toasts, subheaders and widget values."""
+    import torch
+    from streamlit.testing.v1 import AppTest
+
+    torch.set_num_threads(1)
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=600).run()
+    at.switch_page(f"views/{request['page']}.py")
+    at.query_params = request["query"]
+    at.run()
+    if request.get("click"):
+        at.button(key=request["click"]).click().run()
+    return {"errors": [e.value for e in at.error], "exceptions": [e.value for e in at.exception],
+            "toasts": [t.value for t in at.toast], "headers": [h.value for h in at.subheader],
+            "values": {key: at.session_state[key] for key in request.get("read", []) if key in at.session_state}}
+
+
+RUNNERS: dict[str, Callable[[Any], dict[str, Any]]] = {"cli": _cli, "checkpoint": _checkpoint, "image": _image, "app": _app,
+                                                       "link": _link}
 
 
 def main() -> None:
