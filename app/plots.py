@@ -211,16 +211,17 @@ def predictions_figure(frame: pd.DataFrame, height: int = 240) -> go.Figure:
     return fig
 
 
-def faithfulness_figure(result: Faithfulness, height: int = 220) -> go.Figure:
-    """The deletion and insertion curves of one map (solid) beside a random map's (dashed)."""
+def faithfulness_figure(result: Faithfulness, height: int = 250) -> go.Figure:
+    """The deletion and insertion curves of one map (solid) beside a random map's (dashed), over the share of
+    pixels changed, most relevant first."""
     figure = go.Figure()
     for kind, colour in (("deletion", "#d62728"), ("insertion", "#1f77b4")):
         for curve, dash, name in ((getattr(result, kind), "solid", kind), (result.random[kind], "dash", f"random {kind}")):
             figure.add_scatter(x=curve.fractions, y=curve.scores, name=name, mode="lines",
                                line={"color": colour, "dash": dash})
     figure.update_layout(height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                         xaxis_title="share of pixels changed, most relevant first", yaxis_title="P(class)",
-                         yaxis_range=[0, 1.02], legend={"orientation": "h", "y": -0.35})
+                         xaxis_title="pixels changed", yaxis_title="P(class)", yaxis_range=[0, 1.02],
+                         legend={"orientation": "h", "y": -0.4, "yanchor": "top"})
     return figure
 
 

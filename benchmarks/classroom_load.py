@@ -5,7 +5,8 @@ viewport) and follows the teacher's tour with page switches through the sidebar,
 session: landing page, Explore with a sample, Explore with an upload of its own (a different Fashion-MNIST test
 image per session), Global context (the probe, then a distance sweep), Compare with Integrated Gradients on the
 shared default (four Fashion-MNIST models), and the effective receptive field's default. Sessions arrive spread
-over ``--ramp`` seconds.
+over ``--ramp`` seconds. With ``--benchmarking``, one more session opens Throughput and runs its benchmark (an
+exclusive job: it waits for every core) while the others tour.
 
 Prints p50 / p95 / max latency per action as the browser saw it, errors and lost results (an expected result
 that never appeared), the server's own queue and run time per job kind (from its scheduler's job log), its peak
@@ -14,6 +15,7 @@ traceback (CI runs it with three sessions as a smoke test).
 
     python benchmarks/classroom_load.py --sessions 30 --out benchmarks/classroom_load.json
     SBE_THREADS=1x2 python benchmarks/classroom_load.py --sessions 10   # another thread policy for the server
+    python benchmarks/classroom_load.py --sessions 8 --benchmarking      # eight students, the teacher benchmarking
 
 The browser runs on the same machine as the server and competes with it for the cores; the JSON records the
 server's CPU time, so the rest of the wall time can be told apart.
@@ -42,7 +44,7 @@ from tools.screenshots import CHROMIUM, CHROMIUM_ARGS, free_port, start_server  
 
 FMNIST_TEST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 MAX_SESSIONS = 40
-ACTIONS = ("landing", "explore sample", "explore upload", "global context", "sweep", "compare IG", "erf")
+ACTIONS = ("landing", "explore sample", "explore upload", "global context", "sweep", "compare IG", "erf", "throughput")
 RUNNING = '[data-testid="stStatusWidget"]'
 SETTLED = (
     "() => !document.querySelector('[data-testid=\"stStatusWidget\"], [data-stale=\"true\"], "
@@ -129,9 +131,10 @@ async def settle(page, timeout_ms: float) -> None:
     await page.wait_for_function(SETTLED, timeout=timeout_ms)
 
 
-async def session(number: int, browser, url: str, upload: Path, delay: float, timeout_ms: float,
+async def session(number: int, browser, url: str, upload: Path | None, delay: float, timeout_ms: float,
                   viewport: dict[str, int]) -> dict:
-    """One student's tour; returns seconds per action and the errors met."""
+    """One student's tour (or, without an upload, the teacher running the Throughput benchmark meanwhile);
+    returns seconds per action and the errors met."""
     await asyncio.sleep(delay)
     context = await browser.new_context(viewport=viewport)
     page = await context.new_page()
@@ -159,6 +162,13 @@ async def session(number: int, browser, url: str, upload: Path, delay: float, ti
 
     try:
         await step("landing", lambda: page.goto(url, timeout=timeout_ms), "What is spatial bias?")
+        if upload is None:
+            await step("throughput", nav("Throughput"), "Run benchmark", button=True)
+            benchmark_started = time.monotonic()
+            await step("throughput", click("Run benchmark"), "Against the paper")
+            if "throughput" in times:
+                times["throughput"] = time.monotonic() - benchmark_started
+            return {"session": number, "seconds": times, "errors": errors}
         await step("explore sample", nav("Explore"), "Predicted:")
         await step("explore upload", lambda: page.locator("input[type=file]").first.set_input_files(upload),
                    f"{upload.name}: 28x28")
@@ -210,7 +220,7 @@ def summarise_jobs(jobs: list[dict]) -> dict[str, dict]:
     return summary
 
 
-async def drive(url: str, uploads: list[Path], ramp: float, timeout_ms: float, viewport: dict[str, int]) -> list[dict]:
+async def drive(url: str, uploads: list[Path | None], ramp: float, timeout_ms: float, viewport: dict[str, int]) -> list[dict]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         delays = [ramp * index / max(len(uploads) - 1, 1) for index in range(len(uploads))]
@@ -227,6 +237,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one action may take before it counts as lost")
     parser.add_argument("--viewport", default="1000x700", help="browser viewport, WIDTHxHEIGHT")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    parser.add_argument("--benchmarking", action="store_true",
+                        help="one more session runs the Throughput page's benchmark while the others tour")
     args = parser.parse_args()
     if not 1 <= args.sessions <= MAX_SESSIONS:
         parser.error(f"--sessions must be 1 to {MAX_SESSIONS}")
@@ -234,7 +246,9 @@ def main() -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        uploads = upload_images(args.sessions, folder)
+        uploads: list[Path | None] = list(upload_images(args.sessions, folder))
+        if args.benchmarking:
+            uploads.insert(len(uploads) // 2, None)  # the benchmark starts amid the arrivals
         log = folder / "server.log"
         os.environ["SBE_JOB_LOG"] = str(folder / "jobs.jsonl")  # the server inherits it
         started = time.monotonic()
@@ -248,8 +262,8 @@ def main() -> None:
         job_log = folder / "jobs.jsonl"
         jobs = [json.loads(line) for line in job_log.read_text().splitlines()] if job_log.is_file() else []
     report = {
-        "sessions": args.sessions, "client": f"Playwright (async) + Chromium, one browser, {args.sessions} contexts, "
-                                            f"viewport {args.viewport}",
+        "sessions": args.sessions, "benchmarking": args.benchmarking,
+        "client": f"Playwright (async) + Chromium, one browser, {len(uploads)} contexts, viewport {args.viewport}",
         "threads_policy": os.environ.get("SBE_THREADS") or "default (one single-threaded worker per core)", "cpu": _cpu_name(), "cores": os.cpu_count(),
         "wall_s": round(wall, 1), "server_peak_rss_mb": round(watch.peak_mb), "server_rss_at_end_mb": round(after_mb),
         "server_rss_idle_mb": round(idle_mb), "server_cpu_s": round(server_cpu, 1),

@@ -159,7 +159,7 @@ def _visit_pages(out: Path, chromium: str, log: Path, started: float) -> float:
         wait_idle(page)
         capture(page, out / "compare.png")
 
-        _open(page, f"{url}/receptive_field", "Compute")
+        _open(page, f"{url}/receptive_field", "Number of images")
         page.get_by_role("button", name="Compute").click()
         page.get_by_text("Area ratios").wait_for(timeout=300_000)
         wait_idle(page)

@@ -50,7 +50,8 @@ def controls() -> tuple[list[str], str, str, int, bool, list[bytes] | None]:
     stage = left.selectbox("Stage", stage_options, key="erf_stage",
                            help="At 28x28, layer3 already sees the whole input; layer1 and layer2 show reach beyond the field.")
     source = middle.radio("Images", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="erf_source")
-    count = right.slider("Number of images", 1, 32, 8, key="erf_count")
+    st.session_state.setdefault("erf_count", 8)  # a default here too would warn whenever the kept value is restored
+    count = right.slider("Number of images", 1, 32, key="erf_count")
     invert = middle.checkbox("Invert images", key="erf_invert", disabled=source == "noise")
     image_set: list[bytes] | None = None
     if source == "samples":
