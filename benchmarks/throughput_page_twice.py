@@ -4,8 +4,8 @@
 
 Drives the real page (``app/main.py`` through Streamlit's AppTest, no browser) with no control touched:
 the paper's setting, the ResNet-50 family at 224x224, batch 1. Prints both runs' ratios with their 95%
-intervals, whether each pair of intervals overlaps, the page's warnings, and the lowest latency bound shown
-(a latency bar may never reach below zero).
+intervals, whether each pair of intervals overlaps, the page's warnings, the lowest latency bound shown
+(a latency bar may never reach below zero), and each run's time beside the page's estimate of it.
 """
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ def one_run(at: AppTest) -> tuple[dict[tuple[str, str], str], list[str], float]:
     cells = {(model, column): frame[column].iloc[i] for i, model in enumerate(frame["Model"]) for column in COLUMNS
              if isinstance(frame[column].iloc[i], str) and RATIO.fullmatch(frame[column].iloc[i])}
     lows = [float(text.split(" to ")[0]) for text in frame["Latency 25th-75th percentile (ms)"] if text]
-    print(f"  {time.perf_counter() - start:.0f} s; " + "; ".join(f"{m} {c.split(' (')[0]} {v}" for (m, c), v in cells.items()))
+    took = time.perf_counter() - start
+    estimate = next(float(c.value.split()[1]) for c in at.caption if c.value.startswith("Estimated "))
+    print(f"  took {took:.0f} s, estimated {estimate:.0f} s ({took / estimate:.2f}x the estimate); "
+          + "; ".join(f"{m} {c.split(' (')[0]} {v}" for (m, c), v in cells.items()))
     return cells, [w.value for w in at.warning], min(lows)
 
 
