@@ -3,7 +3,7 @@ link such as ``/explore?model=sb_resnet38.fmnist&sample=fmnist_0009_sneaker.png`
 page, model and image.
 
 A page lists its parameters as ``Param``s; ``pull`` (before its widgets) applies a value that came
-from outside (a new link), ``push`` (after them) writes the current values back. A link value that names no
+from outside (a new link), ``push`` (after them) writes the current values back, all at once when the run ends. A link value that names no
 available choice is left out, and a small notice (a toast) says which and why. A value the app
 itself wrote for a widget is never re-applied to that widget, so moving a control is never undone by
 the URL. Pages share parameter names (``model``, ``sample``), so what was written is recorded per
@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 
 _PUSHED = "_url_pushed"  # widget key -> the URL text last written or applied for it
 _WRITTEN = "_url_written"  # the whole queries the last ECHO_RUNS script runs of the current page ended with
 _PAGE = "_url_page"  # the page of the current script run
+_PENDING = "_url_pending"  # URL parameter -> text (None: remove) this run wants, written by ``end_run``
 ECHO_RUNS = 3  # a stale echo seen here came from two runs back (a file replacing another in an uploader)
 
 
@@ -90,21 +91,20 @@ def pull(params: Sequence[Param]) -> None:
 
 
 def push(params: Sequence[Param]) -> None:
-    """Write the widgets' current values into the URL."""
+    """Write the widgets' current values into the URL (at the end of the script run, see ``end_run``)."""
     pushed = st.session_state.setdefault(_PUSHED, {})
+    pending = st.session_state.setdefault(_PENDING, {})
     for param in params:
         if param.key in st.session_state:
             text = param.encode(st.session_state[param.key])
             pushed[param.key] = text
-            if st.query_params.get(param.name) != text:
-                st.query_params[param.name] = text
+            pending[param.name] = text
 
 
 def drop(param: Param) -> None:
     """Remove a parameter from the URL (for a value that is the default), forgetting it was written."""
     st.session_state.setdefault(_PUSHED, {}).pop(param.key, None)
-    if param.name in st.query_params:
-        del st.query_params[param.name]
+    st.session_state.setdefault(_PENDING, {})[param.name] = None
 
 
 def begin_run(page: str) -> None:
@@ -115,7 +115,21 @@ def begin_run(page: str) -> None:
 
 
 def end_run() -> None:
-    """Remember the URL this page's run ends with, so that the browser's later echo of it is not taken for a link."""
+    """Write what this run pushed and dropped into the URL in one change (the browser adds a history entry per
+    change, so one per parameter would make Back step through them rather than go to the previous page), then
+    remember the URL the run ends with, so that the browser's later echo of it is not taken for a link."""
+    pending = st.session_state.pop(_PENDING, {})
+    current = st.query_params.to_dict()
+    wanted = {name: text for name, text in {**current, **pending}.items() if text is not None}
+    if wanted != current:
+        st.query_params.from_dict(wanted)
     written = st.session_state.setdefault(_WRITTEN, [])
     written.append(_query())
     del written[:-ECHO_RUNS]
+
+
+def stop() -> NoReturn:
+    """End the page here, as ``st.stop`` does, with its URL written first (after ``st.stop`` every Streamlit
+    call raises, so ``end_run`` could not run later)."""
+    end_run()
+    st.stop()

@@ -53,6 +53,6 @@ jobs.status_panel(state.loaded_models())
 try:
     with guard.page_guard(navigation.title):
         navigation.run()
+    links.end_run()  # a page that ends early ends its run itself (links.stop)
 finally:
-    links.end_run()
     release_freed_memory()  # what this run freed goes back to the system, so an idle server stays small

@@ -237,7 +237,7 @@ image = inputs.open_image(picked) if picked else None
 if len(chosen) < 2:
     st.warning("Pick at least two models to compare.")
 if len(chosen) < 2 or image is None:
-    st.stop()
+    links.stop()
 models = {name: state.get_model(name) for name in chosen}
 with settings_column:
     settings = settings_panel(models, image, picked)
@@ -249,6 +249,6 @@ if st.button("Run", type="primary", key="compare_run", icon=":material/play_arro
 stored = memory.recall(PAGE)
 if stored is None:
     st.info("Choose models, an image and a method, then press Run.")
-    st.stop()
+    links.stop()
 memory.show_freshness(stored, signature, "Run")
 show_results(stored, opacity)

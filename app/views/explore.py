@@ -262,7 +262,7 @@ name, picked = pick_model_and_image()
 links.push(PARAMS[:2] + (PARAMS[2:3] if st.session_state.get("explore_source") == "sample" else []))
 image = inputs.open_image(picked) if picked else None
 if image is None:
-    st.stop()
+    links.stop()
 model = state.get_model(name)
 _, height, width = model.metadata.preprocessing.input_size
 row_key, col_key, query = query_point(height, width)

@@ -425,7 +425,7 @@ header()
 lab_models = state.shipped_family("samediff")
 if not lab_models:
     st.info("No lab models (`*.samediff`) are shipped in this installation.")
-    st.stop()
+    links.stop()
 page_params = PARAMS + intervention_panel.params(lab_models)
 links.pull(page_params)
 accuracy_by_distance(lab_models)

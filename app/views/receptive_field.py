@@ -159,7 +159,7 @@ if st.button("Compute", type="primary", key="erf_run", disabled=not chosen or im
 stored = memory.recall(PAGE)
 if stored is None or not stored.value:
     st.info("Choose models, a stage and images, then press Compute.")
-    st.stop()
+    links.stop()
 memory.show_freshness(stored, signature, "Compute")
 labels = [state.model_label(name) for name in stored.value]
 heat_maps(stored.value, labels, stored.extra["stage"])

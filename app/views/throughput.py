@@ -251,5 +251,5 @@ if st.button("Run benchmark", type="primary", key="speed_run", disabled=not curr
 stored = memory.recall(PAGE)
 if stored is None:
     st.info("Choose models and settings, then press Run benchmark.")
-    st.stop()
+    links.stop()
 results_ui(stored, current)

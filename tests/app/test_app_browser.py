@@ -75,6 +75,9 @@ def test_prepared_link_and_every_deep_link_work_on_a_fresh_server_started_elsewh
             text = page.inner_text("body")
             assert "Something went wrong" not in text and "ModuleNotFoundError" not in text, path
             assert "Presentation mode" in text, path  # main.py ran: the sidebar is the app's, not Streamlit's page list
+            # the page writes its URL once per run, not once per parameter (which gave Explore 11 history entries):
+            # beyond the blank tab, the link, Streamlit's move of the landing page to "/" and one rewrite at most
+            assert page.evaluate("history.length") <= 4, (path, page.evaluate("history.length"))
 
         page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
         page.goto(f"{url}/{PREPARED}", timeout=300_000)
