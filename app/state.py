@@ -111,7 +111,8 @@ def model_bytes(model: nn.Module) -> int:
 @st.cache_resource
 def loaded_models() -> ByteBudgetCache:
     """Shipped and untrained models shared by every session, least recently used first out past
-    ``SBE_MODEL_CACHE_MB`` (default 512) of weights."""
+    ``SBE_MODEL_CACHE_MB`` (default 512) of weights; a model over a quarter of that (an untrained ResNet-101) is
+    built when asked for and not kept, so a few large models never crowd out the rest."""
     return ByteBudgetCache(int(os.environ.get("SBE_MODEL_CACHE_MB", "512")) * 2**20, size_of=model_bytes, largest=0.25)
 
 
