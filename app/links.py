@@ -27,6 +27,7 @@ _PUSHED = "_url_pushed"  # widget key -> the URL text last written or applied fo
 _WRITTEN = "_url_written"  # the whole queries the last ECHO_RUNS script runs of the current page ended with
 _PAGE = "_url_page"  # the page of the current script run
 _PENDING = "_url_pending"  # URL parameter -> text (None: remove) this run wants, written by ``end_run``
+_CHANGED = "_url_changed"  # this run pushed a value other than the one last written for its widget
 ECHO_RUNS = 3  # a stale echo seen here came from two runs back (a file replacing another in an uploader)
 
 
@@ -97,6 +98,8 @@ def push(params: Sequence[Param]) -> None:
     for param in params:
         if param.key in st.session_state:
             text = param.encode(st.session_state[param.key])
+            if pushed.get(param.key) != text:
+                st.session_state[_CHANGED] = True
             pushed[param.key] = text
             pending[param.name] = text
 
@@ -105,6 +108,8 @@ def drop(param: Param) -> None:
     """Remove a parameter from the URL (for a value that is the default), forgetting it was written."""
     st.session_state.setdefault(_PUSHED, {}).pop(param.key, None)
     st.session_state.setdefault(_PENDING, {})[param.name] = None
+    if param.name in st.query_params:
+        st.session_state[_CHANGED] = True
 
 
 def begin_run(page: str) -> None:
@@ -119,9 +124,12 @@ def end_run() -> None:
     change, so one per parameter would make Back step through them rather than go to the previous page), then
     remember the URL the run ends with, so that the browser's later echo of it is not taken for a link."""
     pending = st.session_state.pop(_PENDING, {})
+    changed = st.session_state.pop(_CHANGED, False)
     current = st.query_params.to_dict()
     wanted = {name: text for name, text in {**current, **pending}.items() if text is not None}
-    if wanted != current:
+    # A bare URL with nothing changed since the page last wrote its values is where Back led: writing again
+    # would push a new entry in front of the one Back is heading for, and Back could never leave the page.
+    if wanted != current and (current or changed):
         st.query_params.from_dict(wanted)
     written = st.session_state.setdefault(_WRITTEN, [])
     written.append(_query())

@@ -172,3 +172,28 @@ def test_upload_a_then_b_then_invert_keeps_analysing_b_in_the_browser(tmp_path):
         browser.close()
     assert captions[0] == "b_upload.png: 28x28", captions  # not the sample the uploader replaced
     assert "Traceback" not in log.read_text()
+
+
+def test_back_and_forward_move_between_pages(tmp_path):
+    def shown(page, title: str) -> bool:
+        page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
+        wait_idle(page)
+        return page.get_by_role("heading", name=title, exact=True).count() == 1
+
+    with start_server(tmp_path / "server.log") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{url}/explore", timeout=300_000)
+        assert shown(page, "Explore")
+        page.get_by_test_id("stSidebarNav").get_by_text("Compare attributions", exact=True).click()
+        assert shown(page, "Compare attributions") and "/compare?" in page.url
+        # each page leaves two entries (its bare address, then the one with its settings); Back must not
+        # rewrite them, or it could never leave the page
+        for _ in range(2):
+            page.go_back()
+        assert shown(page, "Explore") and "/explore?" in page.url
+        for _ in range(2):
+            page.go_forward()
+        assert shown(page, "Compare attributions") and "/compare?" in page.url
+        browser.close()
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
