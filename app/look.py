@@ -15,10 +15,21 @@ _BASE_CSS = """
 /* Names wrap at the separators breakable() marks, never inside a word. */
 h1, h2, h3, h4, p, [data-testid="stMarkdownContainer"] { overflow-wrap: normal; word-break: normal; }
 """
-_PRESENT_CSS = """
-html { font-size: 21px; }
-[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.15rem; }
-[data-testid="stCaptionContainer"] { font-size: 1rem; }
+_PRESENT_CSS = f"""
+html {{ font-size: 21px; }}
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li {{ font-size: 1.15rem; }}
+[data-testid="stCaptionContainer"] {{ font-size: 1rem; }}
+/* The page uses the screen's width, and page names in the sidebar wrap instead of ending in an ellipsis. */
+[data-testid="stMainBlockContainer"] {{ max-width: 100%; padding-left: 2rem; padding-right: 2rem; }}
+[data-testid="stSidebarNav"] [data-testid="stMarkdownContainer"], [data-testid="stSidebarNav"] p {{
+  white-space: normal; overflow: visible; text-overflow: clip; }}
+/* Dropdown values, their menus and text and number inputs are set in pixels by their widget library. */
+[data-baseweb="select"] input, [data-baseweb="select"] div, [role="listbox"] li, [data-baseweb="input"] input,
+[data-testid="stSelectbox"] input, [data-testid="stMultiSelect"] input {{
+  font-size: 1rem; }}
+/* Tables are drawn on a canvas that ignores font sizes: they are enlarged as a whole, within the page's width. */
+[data-testid="stDataFrame"] {{ zoom: {PRESENT_SCALE}; max-width: {100 / PRESENT_SCALE:.2f}%; }}
+[data-testid="stDataFrameResizable"] {{ width: 100% !important; max-width: 100% !important; }}  /* its width is set for zoom 1 */
 """
 
 

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
 
-from app import compute, inputs, intervention_panel, jobs, links, memory, plots, state, tour, widgets
+from app import compute, inputs, intervention_panel, jobs, links, look, memory, plots, state, tour, widgets
 from sbcore import analysis
 from sbcore.data import FASHION_MNIST_CLASSES
 from sbcore.lab import evidence, probe, results
@@ -101,7 +101,7 @@ def accuracy_by_distance(names: list[str]) -> None:
         figure.add_shape(type="line", x0=far, x1=DEFAULT_TASK.bin_edges[-1], y0=SUM_OF_ITEMS_BOUND,
                          y1=SUM_OF_ITEMS_BOUND, line=dict(color="firebrick", dash="dash"))
         figure.add_annotation(x=far, y=SUM_OF_ITEMS_BOUND, xanchor="right", yanchor="bottom", showarrow=False,
-                              text=f"beyond reach, a sum of items gets at most {SUM_OF_ITEMS_BOUND:.0f}%")
+                              text=f"beyond reach, a sum of items<br>gets at most {SUM_OF_ITEMS_BOUND:.0f}%")
         reach_line(figure, far, REACH_LABEL_Y)
     figure.update_layout(
         xaxis_title="distance between item centres (px, Chebyshev)", yaxis_title="accuracy (%)",
@@ -200,7 +200,7 @@ def item_picker(slot: str, classes: dict[int, int], default: int) -> ProbeItem |
     upload = inputs.upload_box(key)
     item = fmnist_item(index, label(index)) if source == "sample" else uploaded_item(key, upload)
     if item is not None:
-        st.image(enlarge(item.pixels, 4), caption=item.caption, width=80)
+        st.image(enlarge(item.pixels, 4), caption=item.caption, width=look.scaled(96))
     return item
 
 
@@ -237,8 +237,8 @@ def live_probe(names: list[str]) -> None:
         return
     distance = max(abs(centre_a[0] - centre_b[0]), abs(centre_a[1] - centre_b[1]))
     canvas = probe.place_pair(item_a.pixels, item_b.pixels, centre_a, centre_b).numpy()
-    picture, table = st.columns([1, 3])
-    picture.image(enlarge(canvas, 2), caption=f"canvas, centres {distance} px apart (Chebyshev)", width=256)
+    picture, table = st.columns([2, 3] if look.presenting() else [1, 3])  # the canvas as large as the projector needs
+    picture.image(enlarge(canvas, 2), caption=f"canvas, centres {distance} px apart (Chebyshev)", width=look.scaled(256))
     frame = pd.DataFrame([probe_row(name, canvas, centre_a, centre_b) for name in names])
     ablated = intervention_panel.probe_under_intervention(canvas)
     if ablated is not None:

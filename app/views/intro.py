@@ -54,23 +54,23 @@ def branch_diagram(model: nn.Module, name: str) -> None:
     (c, h, w), (k, _, _), (_, r, _), (n, _, _), (_, h2, w2) = (step.shape for step in steps)
     block = analysis.spatial_bias_blocks(model)[0]
     st.subheader(f"The branch, with {name}'s shapes (block {block})")
-    size = 22 if look.presenting() else 16  # three short rows instead of one long one: readable on a projector
+    # Three rows of three boxes with short lines, the branch snaking back in the second row: drawn at its own
+    # size, never scaled down to the column (one long row of boxes had ~5 px text at 1280 px).
+    size = 20 if look.presenting() else 14
     box = f'shape=box style="rounded,filled" fillcolor="{{}}" fontname="Helvetica" fontsize={size}'
     dot = f"""digraph {{
-        rankdir=TB; nodesep=0.4; ranksep=0.45; node [{box.format('#eef3fb')}];
-        edge [fontname="Helvetica" fontsize={size - 2}];
+        rankdir=TB; nodesep=0.3; ranksep=0.3; node [{box.format('#eef3fb')}];
         input [label="block features\\nC = {c} channels\\n{h} x {w}"];
-        reduce [label="1x1 conv + BN + ReLU\\nK = {k} channels\\n{h} x {w}"];
-        pool [label="average pool\\nK = {k} x R x R\\n(R = {r})"];
-        mix [label="Conv1d over the\\nR*R = {r * r} grid positions\\n(kernel 3 along K)", {box.format('#fde9c8')}];
-        maps [label="N = {n} maps\\n{r} x {r}"];
-        up [label="upsample\\nN = {n} x {h2} x {w2}"];
-        local [label="3x3 conv output\\n{c} x {h2} x {w2}"];
+        reduce [label="1x1 conv, BN,\\nReLU to\\nK = {k} channels"];
+        pool [label="average pool\\nto R x R\\n= {r} x {r}"];
+        mix [label="Conv1d over\\nR*R = {r * r} grid\\npositions, kernel\\n3 along K", {box.format('#fde9c8')}];
+        maps [label="N = {n} maps\\n{r} x {r}, upsampled\\nto {h2} x {w2}"];
+        local [label="the block's path:\\n3x3 conv output\\n{c} x {h2} x {w2}"];
         concat [label="concat\\n{c} + {n} channels", {box.format('#e3f4e1')}];
-        out [label="BN, ReLU,\\n1x1 conv -> {4 * c}\\n+ residual"];
-        {{rank=same; input; reduce; pool; mix}} {{rank=same; local; up; maps}} {{rank=same; concat; out}}
-        input -> reduce -> pool -> mix -> maps -> up -> concat -> out;
-        input -> local [label="the block's own path"]; local -> concat;
+        out [label="BN, ReLU,\\n1x1 conv -> {4 * c},\\n+ residual"];
+        {{rank=same; input; reduce; pool}} {{rank=same; local; maps; mix}} {{rank=same; concat; out}}
+        input -> reduce -> pool -> mix; maps -> mix [dir=back]; maps -> concat;
+        input -> local; local -> concat -> out; local -> maps [style=invis];
     }}"""
     st.graphviz_chart(dot)
     st.caption(
@@ -115,12 +115,9 @@ state.default_model("intro_model", untrained=True)
 if st.session_state["intro_model"] not in names:
     st.session_state["intro_model"] = names[0]
 links.pull(PARAMS)
-diagram, side = st.columns([3, 1])
-with side:
-    name = st.selectbox("Draw the branch of", names, format_func=state.model_label, key="intro_model")
-    links.push(PARAMS)
-with diagram:
-    branch_diagram(state.get_model(name), name)
+name = st.selectbox("Draw the branch of", names, format_func=state.model_label, key="intro_model")
+links.push(PARAMS)
+branch_diagram(state.get_model(name), name)
 claims()
 page_guide()
 tour_links()

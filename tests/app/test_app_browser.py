@@ -197,3 +197,51 @@ def test_back_and_forward_move_between_pages(tmp_path):
         assert shown(page, "Compare attributions") and "/compare?" in page.url
         browser.close()
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+_SIZES = """() => {
+  const px = element => parseFloat(getComputedStyle(element).fontSize);
+  const rect = element => element.getBoundingClientRect();
+  const main = document.querySelector('[data-testid="stMainBlockContainer"]');
+  return {
+    cut_names: [...document.querySelectorAll('[data-testid="stSidebarNav"] p')]
+      .filter(p => p.scrollWidth > p.clientWidth + 1 || rect(p).right > rect(p.closest('section')).right)
+      .map(p => p.textContent),
+    body: px(document.querySelector('[data-testid="stMain"] [data-testid="stMarkdownContainer"] p')),
+    diagram: [...document.querySelectorAll('[data-testid="stGraphVizChart"] svg text')].map(t => rect(t).height),
+    dropdowns: [...document.querySelectorAll('[data-testid="stSelectbox"] input')].map(px),
+    ticks: [...document.querySelectorAll('.xtick text, .ytick text')].map(px),
+    tables: [...document.querySelectorAll('[data-testid="stDataFrame"]')].map(table => ({
+      zoom: parseFloat(getComputedStyle(table).zoom),
+      inside: [...table.querySelectorAll('canvas')].every(c => rect(c).right <= rect(main).right + 1)})),
+    images: [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stImage"] img')].map(i => rect(i).width),
+  };
+}"""
+
+
+def test_presentation_mode_enlarges_the_diagram_dropdowns_tables_ticks_and_canvas_without_cutting_names(tmp_path):
+    def sizes(page, path: str) -> dict:
+        page.goto(f"{url}/{path}", timeout=300_000)
+        page.get_by_test_id("stGraphVizChart" if path.startswith("?") or not path else "stPlotlyChart").first.wait_for(
+            timeout=120_000)
+        wait_idle(page)
+        return page.evaluate(_SIZES)
+
+    with start_server(tmp_path / "server.log") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        landing, presented = sizes(page, ""), sizes(page, "?present=True")
+        lab, lab_presented = sizes(page, "global_context"), sizes(page, "global_context?present=True")
+        browser.close()
+    # at 1280 px the branch diagram's text is no smaller than 14 px (it was ~5 px), on a projector larger still
+    assert min(landing["diagram"]) >= 14 and min(presented["diagram"]) >= 1.25 * min(landing["diagram"])
+    for normal, present in ((landing, presented), (lab, lab_presented)):
+        assert present["body"] >= 1.3 * normal["body"]
+        assert min(present["dropdowns"]) >= 1.3 * min(normal["dropdowns"])
+        assert not normal["cut_names"] and not present["cut_names"], (normal["cut_names"], present["cut_names"])
+    assert min(lab_presented["ticks"]) >= 1.3 * min(lab["ticks"])
+    assert lab["tables"] and all(t["zoom"] == 1 for t in lab["tables"])
+    assert all(t["zoom"] > 1.3 and t["inside"] for t in lab_presented["tables"]), lab_presented["tables"]
+    # the probe's two items and its canvas grow with the rest
+    assert [round(w / n, 2) for w, n in zip(lab_presented["images"], lab["images"])] == [1.35] * len(lab["images"])
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
