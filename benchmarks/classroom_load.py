@@ -1,14 +1,17 @@
 """A class on one server: start the app on loopback and drive N browser sessions through the tour at once.
 
 Each session is a real browser context (headless Chromium through Playwright's async API, one browser, a small
-viewport) and follows the teacher's tour with page switches through the sidebar, so it stays one Streamlit
-session: landing page, Explore with a sample, Explore with an upload of its own (a different Fashion-MNIST test
-image per session), Global context (the probe, then a distance sweep), Compare with Integrated Gradients on the
-shared default (four Fashion-MNIST models), and the effective receptive field's default. Sessions arrive spread
+viewport), or with ``--client protocol`` a client of Streamlit's own websocket protocol that sends what the
+browser sends and renders nothing (``streamlit_protocol.py``: thirty browsers on this machine's two cores leave
+the server a tenth of the CPU, so only this client measures the server itself). Each follows the teacher's tour
+with page switches through the sidebar, so it stays one Streamlit session: landing page, Explore with a sample,
+Explore with an upload of its own (a different Fashion-MNIST test image per session), Global context (the probe,
+then a distance sweep), Compare with Integrated Gradients on the shared default (four Fashion-MNIST models), and
+the effective receptive field's default. Sessions arrive spread
 over ``--ramp`` seconds. With ``--benchmarking``, one more session opens Throughput and runs its benchmark (an
 exclusive job: it waits for every core) while the others tour.
 
-Prints p50 / p95 / max latency per action as the browser saw it, errors and lost results (an expected result
+Prints p50 / p95 / max latency per action as the client saw it, errors and lost results (an expected result
 that never appeared), the server's own queue and run time per job kind (from its scheduler's job log), its peak
 resident memory and CPU time, and writes everything as JSON. Exits 1 on any error, lost result or server
 traceback (CI runs it with three sessions as a smoke test).
@@ -16,6 +19,7 @@ traceback (CI runs it with three sessions as a smoke test).
     python benchmarks/classroom_load.py --sessions 30 --out benchmarks/classroom_load.json
     SBE_THREADS=1x2 python benchmarks/classroom_load.py --sessions 10   # another thread policy for the server
     python benchmarks/classroom_load.py --sessions 8 --benchmarking      # eight students, the teacher benchmarking
+    python benchmarks/classroom_load.py --sessions 30 --client protocol  # thirty without thirty renderers
 
 The browser runs on the same machine as the server and competes with it for the cores; the JSON records the
 server's CPU time, so the rest of the wall time can be told apart.
@@ -32,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -40,6 +45,7 @@ from playwright.async_api import async_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.streamlit_protocol import BROKEN, StreamlitClient  # noqa: E402
 from tools.screenshots import CHROMIUM, CHROMIUM_ARGS, free_port, start_server  # noqa: E402
 
 FMNIST_TEST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
@@ -50,7 +56,6 @@ SETTLED = (
     "() => !document.querySelector('[data-testid=\"stStatusWidget\"], [data-stale=\"true\"], "
     "[data-testid=\"stSkeleton\"], [data-testid=\"stSkeletonElement\"]')"
 )
-BROKEN = ("Something went wrong", "Traceback")
 
 
 def upload_images(count: int, folder: Path) -> list[Path]:
@@ -122,72 +127,138 @@ class ServerWatch:
         self._thread.join()
 
 
-async def settle(page, timeout_ms: float) -> None:
-    """Wait for the rerun an action triggered to start (if it does within 2 s) and for the page to settle."""
-    try:
-        await page.wait_for_selector(RUNNING, timeout=2_000)
-    except PlaywrightTimeoutError:
-        pass
-    await page.wait_for_function(SETTLED, timeout=timeout_ms)
+@dataclass(frozen=True)
+class Step:
+    """One thing a student does: ``kind`` is "open" (the app's address), "page" (a sidebar click), "upload"
+    (the page's file input) or "click" (the button ``target``); ``expect`` is the text (or, with ``button``,
+    the button) that shows it worked. A step that is not ``timed`` only leads to the next one, which is timed."""
+
+    action: str
+    kind: str
+    target: str
+    expect: str
+    button: bool = False
+    timed: bool = True
 
 
-async def session(number: int, browser, url: str, upload: Path | None, delay: float, timeout_ms: float,
-                  viewport: dict[str, int]) -> dict:
-    """One student's tour (or, without an upload, the teacher running the Throughput benchmark meanwhile);
-    returns seconds per action and the errors met."""
+TOUR = (
+    Step("landing", "open", "", "What is spatial bias?"),
+    Step("explore sample", "page", "Explore", "Predicted:"),
+    Step("explore upload", "upload", "", "{upload}: 28x28"),
+    Step("global context", "page", "Global context", "P(same)"),
+    Step("sweep", "click", "Sweep distance", "plain reach:"),
+    Step("compare IG", "page", "Compare attributions", "Run", button=True, timed=False),
+    Step("compare IG", "click", "Run", "Attributing class"),
+    Step("erf", "page", "Effective receptive field", "Compute", button=True, timed=False),
+    Step("erf", "click", "Compute", "Area ratios"),
+)
+BENCHMARK_TOUR = (  # the teacher, running the Throughput benchmark meanwhile
+    TOUR[0],
+    Step("throughput", "page", "Throughput", "Run benchmark", button=True, timed=False),
+    Step("throughput", "click", "Run benchmark", "Against the paper"),
+)
+
+
+class LostResult(Exception):
+    """The expected result of a step did not appear in time."""
+
+
+class BrowserStudent:
+    """A student in a real browser context (headless Chromium through Playwright)."""
+
+    def __init__(self, browser, url: str, viewport: dict[str, int], timeout_s: float) -> None:
+        self.browser, self.url, self.viewport, self.timeout_ms = browser, url, viewport, timeout_s * 1000
+
+    async def __aenter__(self) -> BrowserStudent:
+        self.context = await self.browser.new_context(viewport=self.viewport)
+        self.page = await self.context.new_page()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.context.close()
+
+    async def perform(self, step: Step, upload: Path | None) -> None:
+        page = self.page
+        try:
+            if step.kind == "open":
+                await page.goto(self.url, timeout=self.timeout_ms)
+            elif step.kind == "page":
+                await page.get_by_test_id("stSidebarNav").get_by_text(step.target, exact=True).click()
+            elif step.kind == "upload":
+                await page.locator("input[type=file]").first.set_input_files(upload)
+            else:
+                await page.get_by_role("button", name=step.target, exact=True).click()
+            expect = step.expect.format(upload=upload.name if upload else "")
+            shown = page.get_by_role("button", name=expect, exact=True) if step.button else page.get_by_text(expect)
+            await shown.first.wait_for(timeout=self.timeout_ms)
+            await self._settle()
+        except PlaywrightTimeoutError as error:
+            raise LostResult from error
+
+    async def broken(self) -> list[str]:
+        body = await self.page.inner_text("body")
+        return [text for text in BROKEN if text in body]
+
+    async def _settle(self) -> None:
+        """Wait for the rerun an action triggered to start (if it does within 2 s) and for the page to settle."""
+        try:
+            await self.page.wait_for_selector(RUNNING, timeout=2_000)
+        except PlaywrightTimeoutError:
+            pass
+        await self.page.wait_for_function(SETTLED, timeout=self.timeout_ms)
+
+
+class ProtocolStudent:
+    """A student as Streamlit's websocket protocol sees one (``streamlit_protocol``): the same reruns, widget
+    values and uploads as the browser sends, and no rendering."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self.url, self.timeout_s = url, timeout_s
+
+    async def __aenter__(self) -> ProtocolStudent:
+        self.client = await StreamlitClient.connect(self.url)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.close()
+
+    async def perform(self, step: Step, upload: Path | None) -> None:
+        client = self.client
+        action = {"open": client.open, "page": client.switch_page, "click": client.click}.get(step.kind)
+        try:
+            await asyncio.wait_for(client.upload(upload) if step.kind == "upload" else action(step.target),
+                                   self.timeout_s)
+        except TimeoutError as error:
+            raise LostResult from error
+        expect = step.expect.format(upload=upload.name if upload else "")
+        if not (client.has_button(expect) if step.button else client.shows(expect)):
+            raise LostResult
+
+    async def broken(self) -> list[str]:
+        return self.client.broken()
+
+
+async def session(number: int, student, upload: Path | None, delay: float) -> dict:
+    """One student's tour (or, without an upload, the teacher's benchmark); returns seconds per action and the
+    errors met."""
     await asyncio.sleep(delay)
-    context = await browser.new_context(viewport=viewport)
-    page = await context.new_page()
     times: dict[str, float] = {}
     errors: list[str] = []
-
-    async def step(action: str, do, expect: str, button: bool = False) -> None:
-        started = time.monotonic()
-        try:
-            await do()
-            shown = page.get_by_role("button", name=expect, exact=True) if button else page.get_by_text(expect)
-            await shown.first.wait_for(timeout=timeout_ms)
-            await settle(page, timeout_ms)
-            times[action] = time.monotonic() - started
-            body = await page.inner_text("body")
-            errors.extend(f"{action}: {text}" for text in BROKEN if text in body)
-        except PlaywrightTimeoutError:
-            errors.append(f"{action}: lost result ('{expect}' did not appear within {timeout_ms / 1000:.0f} s)")
-
-    def nav(title: str):
-        return lambda: page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-
-    def click(name: str):
-        return lambda: page.get_by_role("button", name=name, exact=True).click()
-
     try:
-        await step("landing", lambda: page.goto(url, timeout=timeout_ms), "What is spatial bias?")
-        if upload is None:
-            await step("throughput", nav("Throughput"), "Run benchmark", button=True)
-            benchmark_started = time.monotonic()
-            await step("throughput", click("Run benchmark"), "Against the paper")
-            if "throughput" in times:
-                times["throughput"] = time.monotonic() - benchmark_started
-            return {"session": number, "seconds": times, "errors": errors}
-        await step("explore sample", nav("Explore"), "Predicted:")
-        await step("explore upload", lambda: page.locator("input[type=file]").first.set_input_files(upload),
-                   f"{upload.name}: 28x28")
-        await step("global context", nav("Global context"), "P(same)")
-        await step("sweep", click("Sweep distance"), "plain reach:")
-        await step("compare IG", nav("Compare attributions"), "Run", button=True)
-        compare_started = time.monotonic()
-        await step("compare IG", click("Run"), "Attributing class")
-        if "compare IG" in times:
-            times["compare IG"] = time.monotonic() - compare_started
-        await step("erf", nav("Effective receptive field"), "Compute", button=True)
-        erf_started = time.monotonic()
-        await step("erf", click("Compute"), "Area ratios")
-        if "erf" in times:
-            times["erf"] = time.monotonic() - erf_started
+        async with student:
+            for step in TOUR if upload is not None else BENCHMARK_TOUR:
+                started = time.monotonic()
+                try:
+                    await student.perform(step, upload)
+                except LostResult:
+                    errors.append(f"{step.action}: lost result ('{step.expect}' did not appear or the step did "
+                                  "not finish in time)")
+                    continue
+                if step.timed:
+                    times[step.action] = time.monotonic() - started
+                errors.extend(f"{step.action}: {text}" for text in await student.broken())
     except Exception as error:  # noqa: BLE001 - one session's failure is counted, the others go on
         errors.append(f"session {number}: {type(error).__name__}: {str(error).splitlines()[0]}")
-    finally:
-        await context.close()
     return {"session": number, "seconds": times, "errors": errors}
 
 
@@ -220,12 +291,18 @@ def summarise_jobs(jobs: list[dict]) -> dict[str, dict]:
     return summary
 
 
-async def drive(url: str, uploads: list[Path | None], ramp: float, timeout_ms: float, viewport: dict[str, int]) -> list[dict]:
+async def drive(url: str, uploads: list[Path | None], ramp: float, timeout_s: float, viewport: dict[str, int],
+                client: str) -> list[dict]:
+    delays = [ramp * index / max(len(uploads) - 1, 1) for index in range(len(uploads))]
+    if client == "protocol":
+        students = [ProtocolStudent(url, timeout_s) for _ in uploads]
+        return list(await asyncio.gather(*(session(index, student, upload, delay) for index, (student, upload, delay)
+                                           in enumerate(zip(students, uploads, delays)))))
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        delays = [ramp * index / max(len(uploads) - 1, 1) for index in range(len(uploads))]
-        results = await asyncio.gather(*(session(index, browser, url, upload, delay, timeout_ms, viewport)
-                                         for index, (upload, delay) in enumerate(zip(uploads, delays))))
+        students = [BrowserStudent(browser, url, viewport, timeout_s) for _ in uploads]
+        results = await asyncio.gather(*(session(index, student, upload, delay) for index, (student, upload, delay)
+                                         in enumerate(zip(students, uploads, delays))))
         await browser.close()
     return list(results)
 
@@ -236,6 +313,8 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which sessions arrive")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one action may take before it counts as lost")
     parser.add_argument("--viewport", default="1000x700", help="browser viewport, WIDTHxHEIGHT")
+    parser.add_argument("--client", choices=("browser", "protocol"), default="browser",
+                        help="real browser contexts, or Streamlit's websocket protocol without a browser")
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     parser.add_argument("--benchmarking", action="store_true",
                         help="one more session runs the Throughput page's benchmark while the others tour")
@@ -254,7 +333,8 @@ def main() -> None:
         started = time.monotonic()
         with start_server(log, port=port) as url, ServerWatch(port) as watch:
             idle_mb = watch.rss_mb() if watch.pid else 0.0
-            results = asyncio.run(drive(url, uploads, args.ramp, args.timeout * 1000, {"width": width, "height": height}))
+            results = asyncio.run(drive(url, uploads, args.ramp, args.timeout, {"width": width, "height": height},
+                                        args.client))
             wall = time.monotonic() - started
             server_cpu = watch.cpu_seconds()
             after_mb = watch.rss_mb()
@@ -263,12 +343,15 @@ def main() -> None:
         jobs = [json.loads(line) for line in job_log.read_text().splitlines()] if job_log.is_file() else []
     report = {
         "sessions": args.sessions, "benchmarking": args.benchmarking,
-        "client": f"Playwright (async) + Chromium, one browser, {len(uploads)} contexts, viewport {args.viewport}",
+        "client": (f"Playwright (async) + Chromium, one browser, {len(uploads)} contexts, viewport {args.viewport}"
+                   if args.client == "browser" else
+                   f"Streamlit's websocket protocol (benchmarks/streamlit_protocol.py), {len(uploads)} sessions"),
         "threads_policy": os.environ.get("SBE_THREADS") or "default (one single-threaded worker per core)", "cpu": _cpu_name(), "cores": os.cpu_count(),
         "wall_s": round(wall, 1), "server_peak_rss_mb": round(watch.peak_mb), "server_rss_at_end_mb": round(after_mb),
         "server_rss_idle_mb": round(idle_mb), "server_cpu_s": round(server_cpu, 1),
         "errors": [e for r in results for e in r["errors"]], "server_traceback": traceback,
         "actions": summarise(results), "server_jobs": summarise_jobs(jobs), "per_session": results,
+        "job_log": jobs,
     }
     _print(report)
     if args.out:
