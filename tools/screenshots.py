@@ -49,7 +49,7 @@ def start_server(log_path: Path, port: int | None = None, timeout: float = 90.0,
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-             "--browser.gatherUsageStats", "false"],
+             "--browser.gatherUsageStats", "false", "--runner.postScriptGC", "false"],
             cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
