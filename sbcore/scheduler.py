@@ -15,7 +15,8 @@ the total never exceeds the cores left free by other processes.
   progress report (``JobCancelled``) once its last ticket was cancelled.
 - The next job to start is the one with the shortest expected run time (a moving average per kind) less the time
   it has waited, so predictions pass sweeps in the queue but no job waits for ever; while other sessions have
-  work, jobs submitted as ``long`` never take the last free worker, which stays for their quick requests.
+  work, jobs submitted as ``long`` never take the last free worker, which stays for their quick requests; a long
+  job wanted by more sessions than have other work may (a class waiting for the same attribution).
 - Thread policy ``"adaptive"`` (the default) gives a job alone every core other processes leave free, and one
   core (one thread) per job as soon as two jobs could run, up to one job per core; ``"fixed"`` gives every job
   ``threads`` threads on ``workers`` workers. An exclusive job (a benchmark) waits for every core and runs alone.
@@ -330,8 +331,8 @@ class Scheduler:
                 j.exclusive and j.submitted < job.submitted for j in self._queue):
             return 0  # a benchmark waiting longer goes first, alone
         if job.long and self.workers > 1 and sum(j.long for j in self._running) >= self.workers - 1 and (
-                self._other_sessions(job)):
-            return 0  # with other sessions about, one worker stays free for their quick requests
+                len(self._other_sessions(job)) >= len(job.sessions)):
+            return 0  # one worker stays free for the quick requests of the other sessions, unless fewer have work
         if self.policy == "fixed":
             return self.fixed_threads  # a worker is free: this one
         if self._tokens_used >= self.cores:
@@ -377,7 +378,8 @@ class Scheduler:
         if self.on_finish is not None:
             now = time.monotonic()
             self.on_finish({"kind": job.kind, "state": outcome[0], "threads": tokens, "sessions": len(job.sessions),
-                            "queued_s": round(job.started - job.submitted, 4), "ran_s": round(now - job.started, 4)})
+                            "queued_s": round(job.started - job.submitted, 4), "ran_s": round(now - job.started, 4),
+                            "long": job.long, "ended_at": round(time.time(), 3)})
 
     def _report(self, job: _Job, done: int, total: int) -> None:
         job.progress = (done, total)

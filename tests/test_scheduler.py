@@ -217,6 +217,19 @@ def test_long_jobs_leave_one_worker_free_for_short_ones():
     assert [t.result() for t in sweeps] == ["blocked", "blocked"]
 
 
+def test_a_long_job_most_sessions_wait_for_may_take_the_last_worker():
+    scheduler = Scheduler(2, policy="fixed", threads=1, watch_other_processes=False)
+    gate, block = blocker()
+    sweep = scheduler.submit(("sweep", 0), block, kind="sweep", long=True, session="student 0")
+    time.sleep(0.2)
+    attribution = [scheduler.submit("shared attribution", block, kind="attribution", long=True, session=f"student {i}")
+                   for i in (1, 2)]  # two students want it, one other has work: it runs beside the sweep
+    time.sleep(0.2)
+    assert sweep.status().state == "running" and attribution[0].status().state == "running"
+    gate.set()
+    assert [t.result() for t in (sweep, *attribution)] == ["blocked"] * 3
+
+
 def test_one_session_alone_runs_its_long_jobs_on_every_worker():
     scheduler = Scheduler(2, policy="fixed", threads=1, watch_other_processes=False)
     gate, block = blocker()

@@ -99,11 +99,12 @@ def settings_panel(models: dict[str, nn.Module], image, picked: inputs.ImageInpu
         help="Integrated Gradients adds path steps until its completeness error is under 5%, by default up to "
              f"{analysis.IG_MAX_STEPS}; some targets and baselines need more.",
     ) if method == "integrated_gradients" and not smoothgrad else False
-    invert = st.checkbox(
-        "Invert colours", value=first.preprocessing.dark_background and inputs.light_background(image),
-        key=f"compare_invert_{picked.digest}", help=inputs.INVERT_HELP,
-    )
-    scored = st.checkbox("Score faithfulness (deletion, insertion, ROAD, randomisation check)", value=True,
+    # defaults through session state only: a widget given both logs a warning whenever its kept value is restored
+    invert_key = f"compare_invert_{picked.digest}"
+    st.session_state.setdefault(invert_key, first.preprocessing.dark_background and inputs.light_background(image))
+    invert = st.checkbox("Invert colours", key=invert_key, help=inputs.INVERT_HELP)
+    st.session_state.setdefault("compare_faithfulness", True)
+    scored = st.checkbox("Score faithfulness (deletion, insertion, ROAD, randomisation check)",
                          key="compare_faithfulness")
     return {"method": method, "target": None if target == TOP1 else target, "stage": stage, "baseline": baseline,
             "smoothgrad": smoothgrad, "invert": invert,
@@ -112,34 +113,40 @@ def settings_panel(models: dict[str, nn.Module], image, picked: inputs.ImageInpu
 
 def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, settings: dict, signature: tuple) -> None:
     """Queue every model's attribution at once (the server runs them side by side when it has the cores), then
-    each model's faithfulness scores as its map arrives, and collect them one step per job, keeping what is done
-    if the run is stopped."""
+    each model's faithfulness scores as its map arrives, before anything else is asked of the server (a class
+    waits for these long jobs), and collect them one step per job, keeping what is done if the run is stopped."""
     request = {name: (settings["method"], settings["target"], settings["stage"], settings["baseline"],
                       settings["smoothgrad"], settings["max_steps"]) for name in models}
     tickets = {name: compute.attribution_job(model, state.model_key(name), picked.data, settings["invert"],
                                              *request[name])
                for name, model in models.items()}
-    scoring, results = {}, {}
+    scoring, attributions, results = {}, {}, {}
     steps = len(models) * (2 if settings["faithfulness"] else 1)
+
+    def remember() -> None:
+        memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
+                                            extra={"image": picked, **settings}))
+
     try:
         with memory.Run(PAGE, steps, "Attributing") as run:
             for name, model in models.items():
                 run.step(f"{name}: attribution ({run.done + 1} of {steps})")
-                key = state.model_key(name)
                 try:
-                    attribution = jobs.wait(tickets[name], f"Attributing with {name}", cancel_on_leave=True)
+                    attributions[name] = jobs.wait(tickets[name], f"Attributing with {name}", cancel_on_leave=True)
                 except SBCoreError as error:  # over the memory budget even one at a time: the others still run
                     guard.say_error(f"{name}: {error}")
                     run.advance()
                     continue
                 if settings["faithfulness"]:
-                    scoring[name] = compute.faithfulness_job(model, key, picked.data, settings["invert"], attribution,
-                                                             request[name], settings["stage"])
+                    scoring[name] = compute.faithfulness_job(model, state.model_key(name), picked.data,
+                                                             settings["invert"], attributions[name], request[name],
+                                                             settings["stage"])
+                run.advance()
+            for name, attribution in attributions.items():
+                model, key = models[name], state.model_key(name)
                 results[name] = (compute.predictions(model, key, picked.data, settings["invert"]), attribution,
                                  compute.familiarity(model, name, picked.data, settings["invert"]), None)
-                run.advance()
-                memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
-                                                    extra={"image": picked, **settings}))
+                remember()
             for name, ticket in scoring.items():
                 run.step(f"{name}: faithfulness ({run.done + 1} of {steps})")
                 try:
@@ -147,8 +154,7 @@ def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, se
                 except SBCoreError as error:  # the map stays, without its scores
                     guard.say_error(f"{name}: {error}")
                 run.advance()
-                memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
-                                                    extra={"image": picked, **settings}))
+                remember()
     finally:
         for ticket in [*tickets.values(), *scoring.values()]:  # those a stopped run never waited for
             ticket.cancel()
@@ -241,7 +247,8 @@ if len(chosen) < 2 or image is None:
 models = {name: state.get_model(name) for name in chosen}
 with settings_column:
     settings = settings_panel(models, image, picked)
-    opacity = st.slider("Opacity", 0.0, 1.0, 0.65, 0.05, key="compare_opacity")
+    st.session_state.setdefault("compare_opacity", 0.65)
+    opacity = st.slider("Opacity", 0.0, 1.0, step=0.05, key="compare_opacity")
 links.push(PARAMS if settings["method"] in ("integrated_gradients", "occlusion") else PARAMS[:4] + PARAMS[5:])
 signature = (tuple(chosen), picked.digest, state.current_device(), *settings.values())
 if st.button("Run", type="primary", key="compare_run", icon=":material/play_arrow:"):
