@@ -242,10 +242,12 @@ def show_chart(fig: go.Figure, key: str, file_stem: str, data: pd.DataFrame | No
     config = {"displaylogo": False, "toImageButtonOptions": {"filename": file_stem, "scale": 2}}
     if fig.layout.height:
         fig.update_layout(height=look.scaled(fig.layout.height))
-    size = look.font_size()  # ticks, legend and titles too: the app's chart theme sets their sizes apart
-    fig.update_layout(font_size=size, legend_font_size=size)
-    fig.update_xaxes(tickfont_size=size, title_font_size=size)
-    fig.update_yaxes(tickfont_size=size, title_font_size=size)
+    fig.update_layout(font_size=look.font_size())
+    if look.presenting():  # ticks, legend and axis titles too, which Streamlit's chart theme sizes apart
+        size = look.font_size()  # (only then: plotly's validated updates cost ~10 ms a chart on every rerun)
+        fig.update_layout(legend_font_size=size)
+        fig.update_xaxes(tickfont_size=size, title_font_size=size)
+        fig.update_yaxes(tickfont_size=size, title_font_size=size)
     event = st.plotly_chart(fig, key=key, config=config, **chart_kwargs)
     if data is not None:
         download("CSV", data, f"{file_stem}.csv", key=f"{key}_csv")

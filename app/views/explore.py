@@ -75,10 +75,9 @@ def prediction_row(name: str, model: nn.Module, picked: inputs.ImageInput, image
     channels, height, width = meta.preprocessing.input_size
     original, seen, predicted = st.columns([1, 1, 1.4])
     with seen:
-        invert = st.checkbox(
-            "Invert colours", value=meta.preprocessing.dark_background and inputs.light_background(image),
-            key=f"explore_invert_{picked.digest}_{name}", help=inputs.INVERT_HELP,
-        )
+        invert_key = f"explore_invert_{picked.digest}_{name}"  # a default through session state only (see Compare)
+        st.session_state.setdefault(invert_key, meta.preprocessing.dark_background and inputs.light_background(image))
+        invert = st.checkbox("Invert colours", key=invert_key, help=inputs.INVERT_HELP)
     view = model_view(image, meta.preprocessing, invert)
     result = compute.maps(model, state.model_key(name), picked.data, invert, query)
     with original:
@@ -161,7 +160,8 @@ def spatial_bias_maps(name: str, blocks: list[str], view: np.ndarray, result: an
     map_index = controls[1].selectbox(
         "Map", range(len(maps.raw)), format_func=lambda i: f"map {i + 1} of {len(maps.raw)}", key="explore_map"
     )
-    opacity = controls[2].slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="explore_opacity")
+    st.session_state.setdefault("explore_opacity", 0.6)
+    opacity = controls[2].slider("Opacity", 0.0, 1.0, step=0.05, key="explore_opacity")
     with controls[3]:
         signed, cmap = widgets.value_display("explore")
     stats = maps.stats[map_index]

@@ -102,7 +102,8 @@ def radial_profiles(results: dict[str, analysis.ERFResult], labels: list[str], s
     profiles, notes = st.columns([2, 1])
     with profiles:
         st.subheader("Radial profile")
-        log_scale = st.toggle("Log scale", value=True, key="erf_log_profile",
+        st.session_state.setdefault("erf_log_profile", True)
+        log_scale = st.toggle("Log scale", key="erf_log_profile",
                               help="A log axis shows the small contributions far from the centre, where global context acts.")
         figure, rows = go.Figure(), []
         for colour, label, result in zip(cycle(qualitative.D3), labels, results.values()):
