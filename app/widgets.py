@@ -53,8 +53,8 @@ def value_display(key: str, allow_signed: bool = True) -> tuple[bool, str]:
     return False, st.selectbox("Colour map", plots.COLOUR_MAPS, key=f"{key}_cmap")
 
 
-def chosen_display(key: str) -> tuple[bool, str]:
-    """What ``value_display(key)`` shows, read before (or without) drawing it."""
-    if st.session_state.get(f"{key}_values", "signed") == "signed":
+def chosen_display(key: str, allow_signed: bool = True) -> tuple[bool, str]:
+    """What ``value_display(key, allow_signed)`` shows, read before (or without) drawing it."""
+    if allow_signed and st.session_state.get(f"{key}_values", "signed") == "signed":
         return True, st.session_state.get(f"{key}_signed_cmap", plots.DIVERGING_MAPS[0])
     return False, st.session_state.get(f"{key}_cmap", plots.COLOUR_MAPS[0])

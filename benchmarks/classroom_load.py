@@ -50,7 +50,8 @@ from tools.screenshots import CHROMIUM, CHROMIUM_ARGS, free_port, start_server  
 
 FMNIST_TEST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 MAX_SESSIONS = 40
-ACTIONS = ("landing", "explore sample", "explore upload", "global context", "sweep", "compare IG", "erf", "throughput")
+ACTIONS = ("landing", "explore sample", "explore upload", "global context", "sweep", "compare IG maps", "compare IG", "erf",
+           "throughput")
 RUNNING = '[data-testid="stStatusWidget"]'
 SETTLED = (
     "() => !document.querySelector('[data-testid=\"stStatusWidget\"], [data-stale=\"true\"], "
@@ -131,7 +132,9 @@ class ServerWatch:
 class Step:
     """One thing a student does: ``kind`` is "open" (the app's address), "page" (a sidebar click), "upload"
     (the page's file input) or "click" (the button ``target``); ``expect`` is the text (or, with ``button``,
-    the button) that shows it worked. A step that is not ``timed`` only leads to the next one, which is timed."""
+    the button) that shows it worked. A step that is not ``timed`` only leads to the next one, which is timed.
+    ``early`` (action, text): a first result the step shows before its full one, timed apart (or with the full
+    one when it never shows alone)."""
 
     action: str
     kind: str
@@ -139,6 +142,7 @@ class Step:
     expect: str
     button: bool = False
     timed: bool = True
+    early: tuple[str, str] | None = None
 
 
 TOUR = (
@@ -148,7 +152,7 @@ TOUR = (
     Step("global context", "page", "Global context", "P(same)"),
     Step("sweep", "click", "Sweep distance", "plain reach:"),
     Step("compare IG", "page", "Compare attributions", "Run", button=True, timed=False),
-    Step("compare IG", "click", "Run", "Attributing class"),
+    Step("compare IG", "click", "Run", "Attributing class", early=("compare IG maps", "Maps ready")),
     Step("erf", "page", "Effective receptive field", "Compute", button=True, timed=False),
     Step("erf", "click", "Compute", "Area ratios"),
 )
@@ -177,7 +181,8 @@ class BrowserStudent:
     async def __aexit__(self, *exc: object) -> None:
         await self.context.close()
 
-    async def perform(self, step: Step, upload: Path | None) -> None:
+    async def perform(self, step: Step, upload: Path | None) -> float | None:
+        """Do ``step`` and wait for its result; returns when its ``early`` result showed (``time.monotonic()``)."""
         page = self.page
         try:
             if step.kind == "open":
@@ -190,8 +195,13 @@ class BrowserStudent:
                 await page.get_by_role("button", name=step.target, exact=True).click()
             expect = step.expect.format(upload=upload.name if upload else "")
             shown = page.get_by_role("button", name=expect, exact=True) if step.button else page.get_by_text(expect)
+            early = None
+            if step.early:
+                await page.get_by_text(step.early[1]).or_(shown).first.wait_for(timeout=self.timeout_ms)
+                early = time.monotonic()
             await shown.first.wait_for(timeout=self.timeout_ms)
             await self._settle()
+            return early
         except PlaywrightTimeoutError as error:
             raise LostResult from error
 
@@ -222,7 +232,8 @@ class ProtocolStudent:
     async def __aexit__(self, *exc: object) -> None:
         await self.client.close()
 
-    async def perform(self, step: Step, upload: Path | None) -> None:
+    async def perform(self, step: Step, upload: Path | None) -> float | None:
+        """Do ``step`` and check its result; returns when its ``early`` result was drawn (``time.monotonic()``)."""
         client = self.client
         action = {"open": client.open, "page": client.switch_page, "click": client.click}.get(step.kind)
         try:
@@ -233,6 +244,8 @@ class ProtocolStudent:
         expect = step.expect.format(upload=upload.name if upload else "")
         if not (client.has_button(expect) if step.button else client.shows(expect)):
             raise LostResult
+        run = client.last_run
+        return (run.first_seen(step.early[1]) or run.first_seen(expect)) if step.early else None
 
     async def broken(self) -> list[str]:
         return self.client.broken()
@@ -249,13 +262,15 @@ async def session(number: int, student, upload: Path | None, delay: float) -> di
             for step in TOUR if upload is not None else BENCHMARK_TOUR:
                 started = time.monotonic()
                 try:
-                    await student.perform(step, upload)
+                    early = await student.perform(step, upload)
                 except LostResult:
                     errors.append(f"{step.action}: lost result ('{step.expect}' did not appear or the step did "
                                   "not finish in time)")
                     continue
                 if step.timed:
                     times[step.action] = time.monotonic() - started
+                if step.early and early is not None:
+                    times[step.early[0]] = early - started
                 errors.extend(f"{step.action}: {text}" for text in await student.broken())
     except Exception as error:  # noqa: BLE001 - one session's failure is counted, the others go on
         errors.append(f"session {number}: {type(error).__name__}: {str(error).splitlines()[0]}")

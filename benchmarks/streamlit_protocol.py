@@ -12,11 +12,13 @@ almost no CPU, and the server's own capacity is what a load test measures.
     await client.upload(Path("a.png"))                # the page's first file uploader
     await client.click("Run")                         # a button, by its label
     client.shows("Predicted:")                        # text anywhere in what the last run drew
+    client.last_run.first_seen("Maps ready")          # when that run first drew it
 """
 from __future__ import annotations
 
 import asyncio
 import mimetypes
+import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -44,6 +46,13 @@ class Run:
     elements: dict[tuple[int, ...], Element] = field(default_factory=dict)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     status: int | None = None
+    arrivals: list[tuple[float, Element]] = field(default_factory=list)  # every element drawn, with its time
+
+    def first_seen(self, text: str) -> float | None:
+        """When (``time.monotonic()``) an element with ``text`` was first drawn in this run, even one replaced
+        later (a preview that makes room for the full result)."""
+        needle = text.encode()
+        return next((at for at, element in self.arrivals if needle in element.SerializeToString()), None)
 
 
 class StreamlitClient:
@@ -115,6 +124,10 @@ class StreamlitClient:
         self._widgets[widget] = state
         return await self._rerun()
 
+    @property
+    def last_run(self) -> Run:
+        return self._run
+
     def shows(self, text: str) -> bool:
         """Whether ``text`` is anywhere in what the last run drew (markdown, captions, labels, chart specs)."""
         needle = text.encode()
@@ -167,6 +180,7 @@ class StreamlitClient:
                 self.query = message.page_info_changed.query_string
             elif kind == "delta" and message.delta.WhichOneof("type") == "new_element":
                 self._run.elements[tuple(message.metadata.delta_path)] = message.delta.new_element
+                self._run.arrivals.append((time.monotonic(), message.delta.new_element))
             elif kind == "file_urls_response":
                 future = self._file_urls.get(message.file_urls_response.response_id)
                 if future is not None and not future.done():

@@ -34,6 +34,7 @@ FAITHFULNESS_NOTE = (
     "head down and compares the maps by rank correlation. Each number sits beside the same score for random maps "
     "of this image. Over 200 test images per model: README, 'Which attribution map to trust'."
 )
+MAPS_READY = "Maps ready; scoring their faithfulness (deletion, insertion, ROAD, randomisation check)..."
 PARAMS = [
     links.Param("models", "compare_models", lambda: state.model_names(), many=True, max_count=MAX_MODELS),
     links.Param("source", "compare_source", lambda: ["sample", "upload"]),
@@ -111,42 +112,44 @@ def settings_panel(models: dict[str, nn.Module], image, picked: inputs.ImageInpu
             "max_steps": analysis.IG_MORE_STEPS if more_steps else analysis.IG_MAX_STEPS, "faithfulness": scored}
 
 
-def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, settings: dict, signature: tuple) -> None:
-    """Queue every model's attribution at once (the server runs them side by side when it has the cores), then
-    each model's faithfulness scores as its map arrives, before anything else is asked of the server (a class
-    waits for these long jobs), and collect them one step per job, keeping what is done if the run is stopped."""
+def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, settings: dict, signature: tuple,
+                     opacity: float) -> None:
+    """Queue every model's attribution at once (the server runs them side by side when it has the cores), ask for
+    the quick predictions while they run, queue each model's faithfulness scores as its map arrives, show the maps,
+    then collect the scores, one step per job, keeping what is done if the run is stopped."""
     request = {name: (settings["method"], settings["target"], settings["stage"], settings["baseline"],
                       settings["smoothgrad"], settings["max_steps"]) for name in models}
     tickets = {name: compute.attribution_job(model, state.model_key(name), picked.data, settings["invert"],
                                              *request[name])
                for name, model in models.items()}
-    scoring, attributions, results = {}, {}, {}
+    scoring, results = {}, {}
     steps = len(models) * (2 if settings["faithfulness"] else 1)
-
-    def remember() -> None:
-        memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
-                                            extra={"image": picked, **settings}))
-
+    preview = st.empty()
     try:
         with memory.Run(PAGE, steps, "Attributing") as run:
+            # quick jobs pass queued attributions; asked for later, they would wait behind the long scoring jobs
+            quick = {name: (compute.predictions(model, state.model_key(name), picked.data, settings["invert"]),
+                            compute.familiarity(model, name, picked.data, settings["invert"]))
+                     for name, model in models.items()}
             for name, model in models.items():
                 run.step(f"{name}: attribution ({run.done + 1} of {steps})")
                 try:
-                    attributions[name] = jobs.wait(tickets[name], f"Attributing with {name}", cancel_on_leave=True)
+                    attribution = jobs.wait(tickets[name], f"Attributing with {name}", cancel_on_leave=True)
                 except SBCoreError as error:  # over the memory budget even one at a time: the others still run
                     guard.say_error(f"{name}: {error}")
                     run.advance()
                     continue
                 if settings["faithfulness"]:
                     scoring[name] = compute.faithfulness_job(model, state.model_key(name), picked.data,
-                                                             settings["invert"], attributions[name], request[name],
+                                                             settings["invert"], attribution, request[name],
                                                              settings["stage"])
+                results[name] = (quick[name][0], attribution, quick[name][1], None)
                 run.advance()
-            for name, attribution in attributions.items():
-                model, key = models[name], state.model_key(name)
-                results[name] = (compute.predictions(model, key, picked.data, settings["invert"]), attribution,
-                                 compute.familiarity(model, name, picked.data, settings["invert"]), None)
-                remember()
+                memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
+                                                    extra={"image": picked, **settings}))
+            if scoring:
+                with preview.container():
+                    maps_preview(models, picked, settings, results, opacity)
             for name, ticket in scoring.items():
                 run.step(f"{name}: faithfulness ({run.done + 1} of {steps})")
                 try:
@@ -154,12 +157,28 @@ def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, se
                 except SBCoreError as error:  # the map stays, without its scores
                     guard.say_error(f"{name}: {error}")
                 run.advance()
-                remember()
+                memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
+                                                    extra={"image": picked, **settings}))
     finally:
+        preview.empty()
         for ticket in [*tickets.values(), *scoring.values()]:  # those a stopped run never waited for
             ticket.cancel()
     if results:
         memory.remember(PAGE, memory.Stored(signature, results, seconds=run.seconds, extra={"image": picked, **settings}))
+
+
+def maps_preview(models: dict[str, nn.Module], picked: inputs.ImageInput, settings: dict, results: dict,
+                 opacity: float) -> None:
+    """Every model's map as soon as all attributions are in, while their faithfulness is still being scored: a class
+    waiting for the shared default sees its maps in seconds, the scores (several times longer) follow."""
+    image = inputs.open_image(picked)
+    signed, cmap = widgets.chosen_display("compare", allow_signed=settings["method"] in analysis.SIGNED_METHODS)
+    st.caption(MAPS_READY)
+    for column, (name, result) in zip(st.columns(len(results)), results.items()):
+        view = model_view(image, models[name].metadata.preprocessing, settings["invert"])
+        shown = result[1].signed_heatmap if signed else result[1].heatmap
+        column.image(plots.overlay_png(view, shown, cmap, opacity, -1.0 if signed else 0.0, 1.0),
+                     caption=state.model_label(name), width="stretch")
 
 
 def completeness_warnings(stored: memory.Stored) -> None:
@@ -252,7 +271,7 @@ with settings_column:
 links.push(PARAMS if settings["method"] in ("integrated_gradients", "occlusion") else PARAMS[:4] + PARAMS[5:])
 signature = (tuple(chosen), picked.digest, state.current_device(), *settings.values())
 if st.button("Run", type="primary", key="compare_run", icon=":material/play_arrow:"):
-    run_attributions(models, picked, settings, signature)
+    run_attributions(models, picked, settings, signature, opacity)
 stored = memory.recall(PAGE)
 if stored is None:
     st.info("Choose models, an image and a method, then press Run.")
