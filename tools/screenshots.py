@@ -35,6 +35,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_healthy(url: str, server: subprocess.Popen, log_path: Path, timeout: float = 90.0) -> None:
+    """Return once the Streamlit server ``server`` at ``url`` answers its health check; raise if it exits first
+    or does not answer within ``timeout`` seconds (both messages point to ``log_path``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {server.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"streamlit did not answer within {timeout:.0f} s; see {log_path}")
+            time.sleep(0.25)
+
+
 @contextmanager
 def start_server(log_path: Path, port: int | None = None, timeout: float = 90.0, cwd: Path = ROOT) -> Iterator[str]:
     """Run the app headless on localhost, yield its URL once healthy, stop it afterwards.
@@ -53,18 +70,7 @@ def start_server(log_path: Path, port: int | None = None, timeout: float = 90.0,
             cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if server.poll() is not None:
-                    raise RuntimeError(f"streamlit exited with {server.returncode}; see {log_path}")
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"streamlit did not answer within {timeout:.0f} s; see {log_path}")
-                    time.sleep(0.25)
+            wait_healthy(url, server, log_path, timeout)
             yield url
         finally:
             server.terminate()
