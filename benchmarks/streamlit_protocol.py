@@ -102,24 +102,26 @@ class StreamlitClient:
         trigger = WidgetState(id=self._widget_id("button", label), trigger_value=True)
         return await self._rerun(extra=[trigger])
 
-    async def upload(self, path: Path) -> Run:
-        """Put ``path`` into the page's first file uploader, as dropping it there does."""
+    async def upload(self, path: Path, name: str | None = None) -> Run:
+        """Put ``path`` into the page's first file uploader, as dropping it there does (named ``name``, which a
+        browser's file picker might refuse, when given)."""
+        name = name or path.name
         widget = self._widget_id("file_uploader", None)
         request_id = uuid.uuid4().hex
         answer = self._file_urls[request_id] = asyncio.get_running_loop().create_future()
         message = BackMsg()
         message.file_urls_request.request_id = request_id
         message.file_urls_request.session_id = self.session_id
-        message.file_urls_request.file_names.append(path.name)
+        message.file_urls_request.file_names.append(name)
         await self._socket.send(message.SerializeToString())
         try:
             file_urls = (await answer)[0]
         finally:
             del self._file_urls[request_id]
-        await asyncio.to_thread(self._put, self.url + file_urls.upload_url, path)
+        await asyncio.to_thread(self._put, self.url + file_urls.upload_url, path, name)
         state = WidgetState(id=widget)
         info = state.file_uploader_state_value.uploaded_file_info.add()
-        info.file_id, info.name, info.size = file_urls.file_id, path.name, path.stat().st_size
+        info.file_id, info.name, info.size = file_urls.file_id, name, path.stat().st_size
         info.file_urls.CopyFrom(file_urls)
         self._widgets[widget] = state
         return await self._rerun()
@@ -189,17 +191,17 @@ class StreamlitClient:
                 self._run.status = message.script_finished
                 self._run.finished.set()
 
-    def _put(self, url: str, path: Path) -> None:
+    def _put(self, url: str, path: Path, name: str) -> None:
         boundary = uuid.uuid4().hex
-        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
                 f"Content-Type: {kind}\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
         request = urllib.request.Request(url, data=body, method="PUT", headers={
             "Content-Type": f"multipart/form-data; boundary={boundary}", "X-Xsrftoken": self._cookie,
             "Cookie": f"{XSRF_COOKIE}={self._cookie}", "Origin": self.url})
         with urllib.request.urlopen(request, timeout=60) as response:
             if response.status not in (200, 204):
-                raise ProtocolError(f"upload of {path.name} answered {response.status}")
+                raise ProtocolError(f"upload of {name} answered {response.status}")
 
     def _fetch_media(self, run: Run) -> None:
         for element in run.elements.values():
