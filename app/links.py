@@ -3,10 +3,10 @@ link such as ``/explore?model=sb_resnet38.fmnist&sample=fmnist_0009_sneaker.png`
 page, model and image.
 
 A page lists its parameters as ``Param``s; ``pull`` (before its widgets) applies a value that came
-from outside (a new link), ``push`` (after them) writes the current values back, all at once when the run ends. A link value that names no
-available choice is left out, and a small notice (a toast) says which and why. A value the app
-itself wrote for a widget is never re-applied to that widget, so moving a control is never undone by
-the URL. Pages share parameter names (``model``, ``sample``), so what was written is recorded per
+from outside (a new link), ``push`` (after them) writes the current values back, all at once when the run
+ends. A link value that names no available choice is left out, and a small notice (a toast) says which
+and why. A value the app itself wrote for a widget is never re-applied to that widget, so moving a
+control is never undone by the URL. Pages share parameter names (``model``, ``sample``), so what was written is recorded per
 widget key: a value another page wrote under the same name is still applied.
 
 The browser sends its URL with every rerun, and after quick successive reruns (a file replacing another in an

@@ -23,13 +23,12 @@ html {{ font-size: 21px; }}
 [data-testid="stMainBlockContainer"] {{ max-width: 100%; padding-left: 2rem; padding-right: 2rem; }}
 [data-testid="stSidebarNav"] [data-testid="stMarkdownContainer"], [data-testid="stSidebarNav"] p {{
   white-space: normal; overflow: visible; text-overflow: clip; }}
-/* Dropdown values, their menus and text and number inputs are set in pixels by their widget library. */
-[data-baseweb="select"] input, [data-baseweb="select"] div, [role="listbox"] li, [data-baseweb="input"] input,
-[data-testid="stSelectbox"] input, [data-testid="stMultiSelect"] input {{
-  font-size: 1rem; }}
+/* The values shown in dropdowns are set smaller than the text around them (their menus follow the page). */
+[data-testid="stSelectbox"] input, [data-testid="stMultiSelect"] input {{ font-size: 1rem; }}
 /* Tables are drawn on a canvas that ignores font sizes: they are enlarged as a whole, within the page's width. */
 [data-testid="stDataFrame"] {{ zoom: {PRESENT_SCALE}; max-width: {100 / PRESENT_SCALE:.2f}%; }}
-[data-testid="stDataFrameResizable"] {{ width: 100% !important; max-width: 100% !important; }}  /* its width is set for zoom 1 */
+/* The table's frame gets its width in pixels for zoom 1: it has to follow the zoomed box instead. */
+[data-testid="stDataFrameResizable"] {{ width: 100% !important; max-width: 100% !important; }}
 """
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from tools.screenshots import CHROMIUM, CHROMIUM_ARGS, start_server, wait_idle
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # the benchmarks' protocol client and the tools live beside the package
+    sys.path.insert(0, str(ROOT))
 from benchmarks.streamlit_protocol import BROKEN, StreamlitClient  # noqa: E402
+from tools.screenshots import CHROMIUM, CHROMIUM_ARGS, start_server, wait_idle  # noqa: E402
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>'
 
