@@ -7,9 +7,9 @@ the server a tenth of the CPU, so only this client measures the server itself). 
 with page switches through the sidebar, so it stays one Streamlit session: landing page, Explore with a sample,
 Explore with an upload of its own (a different Fashion-MNIST test image per session), Global context (the probe,
 then a distance sweep), Compare with Integrated Gradients on the shared default (four Fashion-MNIST models), and
-the effective receptive field's default. Sessions arrive spread
-over ``--ramp`` seconds. With ``--benchmarking``, one more session opens Throughput and runs its benchmark (an
-exclusive job: it waits for every core) while the others tour.
+the effective receptive field's default. Sessions arrive spread over ``--ramp`` seconds. With ``--benchmarking``,
+one more session opens Throughput and runs its benchmark (an exclusive job: it waits for every core) while the
+others tour.
 
 Prints p50 / p95 / max latency per action as the client saw it, errors and lost results (an expected result
 that never appeared), the server's own queue and run time per job kind (from its scheduler's job log), its peak
@@ -50,8 +50,8 @@ from tools.screenshots import CHROMIUM, CHROMIUM_ARGS, free_port, start_server  
 
 FMNIST_TEST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 MAX_SESSIONS = 40
-ACTIONS = ("landing", "explore sample", "explore upload", "global context", "sweep", "compare IG maps", "compare IG", "erf",
-           "throughput")
+ACTIONS = ("landing", "explore sample", "explore upload", "global context", "sweep", "compare IG maps", "compare IG",
+           "erf", "throughput")
 RUNNING = '[data-testid="stStatusWidget"]'
 SETTLED = (
     "() => !document.querySelector('[data-testid=\"stStatusWidget\"], [data-stale=\"true\"], "
@@ -235,10 +235,10 @@ class ProtocolStudent:
     async def perform(self, step: Step, upload: Path | None) -> float | None:
         """Do ``step`` and check its result; returns when its ``early`` result was drawn (``time.monotonic()``)."""
         client = self.client
-        action = {"open": client.open, "page": client.switch_page, "click": client.click}.get(step.kind)
+        doing = client.upload(upload) if step.kind == "upload" else (
+            {"open": client.open, "page": client.switch_page, "click": client.click}[step.kind](step.target))
         try:
-            await asyncio.wait_for(client.upload(upload) if step.kind == "upload" else action(step.target),
-                                   self.timeout_s)
+            await asyncio.wait_for(doing, self.timeout_s)
         except TimeoutError as error:
             raise LostResult from error
         expect = step.expect.format(upload=upload.name if upload else "")
@@ -309,17 +309,18 @@ def summarise_jobs(jobs: list[dict]) -> dict[str, dict]:
 async def drive(url: str, uploads: list[Path | None], ramp: float, timeout_s: float, viewport: dict[str, int],
                 client: str) -> list[dict]:
     delays = [ramp * index / max(len(uploads) - 1, 1) for index in range(len(uploads))]
-    if client == "protocol":
-        students = [ProtocolStudent(url, timeout_s) for _ in uploads]
+
+    async def tour(students: list) -> list[dict]:
         return list(await asyncio.gather(*(session(index, student, upload, delay) for index, (student, upload, delay)
                                            in enumerate(zip(students, uploads, delays)))))
+
+    if client == "protocol":
+        return await tour([ProtocolStudent(url, timeout_s) for _ in uploads])
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        students = [BrowserStudent(browser, url, viewport, timeout_s) for _ in uploads]
-        results = await asyncio.gather(*(session(index, student, upload, delay) for index, (student, upload, delay)
-                                         in enumerate(zip(students, uploads, delays))))
+        results = await tour([BrowserStudent(browser, url, viewport, timeout_s) for _ in uploads])
         await browser.close()
-    return list(results)
+    return results
 
 
 def main() -> None:

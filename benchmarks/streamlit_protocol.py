@@ -41,11 +41,10 @@ class ProtocolError(RuntimeError):
 
 @dataclass
 class Run:
-    """What one script run drew: elements by their place on the page, and how it ended."""
+    """What one script run drew: elements by their place on the page, and whether it has ended."""
 
     elements: dict[tuple[int, ...], Element] = field(default_factory=dict)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
-    status: int | None = None
     arrivals: list[tuple[float, Element]] = field(default_factory=list)  # every element drawn, with its time
 
     def first_seen(self, text: str) -> float | None:
@@ -188,7 +187,6 @@ class StreamlitClient:
                 if future is not None and not future.done():
                     future.set_result(list(message.file_urls_response.file_urls))
             elif kind == "script_finished" and message.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
-                self._run.status = message.script_finished
                 self._run.finished.set()
 
     def _put(self, url: str, path: Path, name: str) -> None:
