@@ -125,6 +125,11 @@ def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, se
     scoring, results = {}, {}
     steps = len(models) * (2 if settings["faithfulness"] else 1)
     preview = st.empty()
+
+    def keep_so_far() -> None:  # what a stopped run leaves on the page
+        memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
+                                            extra={"image": picked, **settings}))
+
     try:
         with memory.Run(PAGE, steps, "Attributing") as run:
             # quick jobs pass queued attributions; asked for later, they would wait behind the long scoring jobs
@@ -145,8 +150,7 @@ def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, se
                                                              settings["stage"])
                 results[name] = (quick[name][0], attribution, quick[name][1], None)
                 run.advance()
-                memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
-                                                    extra={"image": picked, **settings}))
+                keep_so_far()
             if scoring:
                 with preview.container():
                     maps_preview(models, picked, settings, results, opacity)
@@ -157,8 +161,7 @@ def run_attributions(models: dict[str, nn.Module], picked: inputs.ImageInput, se
                 except SBCoreError as error:  # the map stays, without its scores
                     guard.say_error(f"{name}: {error}")
                 run.advance()
-                memory.remember(PAGE, memory.Stored(signature, dict(results), complete=False,
-                                                    extra={"image": picked, **settings}))
+                keep_so_far()
     finally:
         preview.empty()
         for ticket in [*tickets.values(), *scoring.values()]:  # those a stopped run never waited for
